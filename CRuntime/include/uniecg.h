@@ -1,0 +1,237 @@
+/*
+ * uniecg.h — the whole public C API of the UniECG core.
+ *
+ * UniECG is an educational aid for learning to read ECGs. It is not a diagnostic device.
+ *
+ * Conventions: every function that can fail returns a uniecg_status; handles are opaque and
+ * created/freed in pairs (freeing NULL does nothing); parameter structs come from
+ * *_default_params() and are passed by value; the core never prints, exits or aborts.
+ * Functions that can fail on user input take an optional `uniecg_error *` which, when not
+ * NULL, receives a human-readable message naming the problem.
+ */
+#ifndef UNIECG_H
+#define UNIECG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status codes and errors                                                                     */
+
+typedef enum {
+    UNIECG_OK = 0,
+    UNIECG_ERR_INVALID_ARGUMENT = 1, /* a caller passed a bad value (NULL, out of range)       */
+    UNIECG_ERR_IO = 2,               /* open/read/write/mmap failed                            */
+    UNIECG_ERR_FORMAT = 3,           /* the file is not a well-formed .uecg file               */
+    UNIECG_ERR_VERSION = 4,          /* a format version or feature this reader does not know  */
+    UNIECG_ERR_CHECKSUM = 5,         /* a stored hash does not match the bytes                 */
+    UNIECG_ERR_COMPRESSION = 6,      /* a zstd frame is corrupt or has the wrong size          */
+    UNIECG_ERR_OUT_OF_MEMORY = 7,
+    UNIECG_ERR_NOT_FOUND = 8,        /* no metadata key / tensor of that name                  */
+    UNIECG_ERR_TYPE = 9,             /* a metadata value or tensor has another type            */
+    UNIECG_ERR_LIMIT = 10,           /* a size or count exceeds a documented hard limit        */
+    UNIECG_ERR_RANGE = 11,           /* a value cannot be represented (NaN, f16 overflow)      */
+    UNIECG_ERR_STATE = 12,           /* call made in the wrong order (e.g. writer finished)    */
+} uniecg_status;
+
+/* A short constant description of a status ("checksum mismatch"). Never NULL. */
+const char *uniecg_status_string(uniecg_status status);
+
+#define UNIECG_ERROR_MESSAGE_SIZE 512
+typedef struct {
+    uniecg_status status;
+    char message[UNIECG_ERROR_MESSAGE_SIZE]; /* NUL-terminated UTF-8 */
+} uniecg_error;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Element types and half-precision conversion                                                 */
+
+typedef enum {
+    UNIECG_DTYPE_F32 = 0,
+    UNIECG_DTYPE_F16 = 1,
+    UNIECG_DTYPE_BF16 = 2,
+    UNIECG_DTYPE_Q8 = 3, /* int8 symmetric, one f16 scale per group of 32 (ModelFormat.md §6) */
+} uniecg_dtype;
+
+#define UNIECG_Q8_GROUP 32
+
+/* "f32", "f16", "bf16", "q8", or NULL for an unknown value. */
+const char *uniecg_dtype_name(uniecg_dtype dtype);
+
+/* Bytes of a payload holding `count` elements of `dtype` (count must be a multiple of 32 for
+ * q8). Returns UNIECG_ERR_LIMIT on overflow. */
+uniecg_status uniecg_dtype_payload_size(uniecg_dtype dtype, uint64_t count, uint64_t *out_bytes);
+
+/* IEEE binary16 and bfloat16, round to nearest, ties to even; NaN stays NaN. */
+uint16_t uniecg_f32_to_f16(float value);
+float uniecg_f16_to_f32(uint16_t bits);
+uint16_t uniecg_f32_to_bf16(float value);
+float uniecg_bf16_to_f32(uint16_t bits);
+
+/* Quantize `rows` x `cols` values (cols a multiple of 32) of `src_dtype` (f32, f16 or bf16)
+ * into a q8 payload (ModelFormat.md §6) at `dst` of uniecg_dtype_payload_size(Q8, rows*cols)
+ * bytes. Fails with UNIECG_ERR_RANGE on NaN/Inf or a scale beyond the f16 range. */
+uniecg_status uniecg_quantize_q8(const void *src, uniecg_dtype src_dtype, uint64_t rows,
+                                 uint64_t cols, void *dst, uniecg_error *error);
+
+/* Expand `count` elements of any dtype to f32 (for q8, `src` is a whole payload of `count`
+ * elements). */
+uniecg_status uniecg_to_f32(const void *src, uniecg_dtype src_dtype, uint64_t count, float *dst);
+
+/* XXH64 (the published xxHash 64-bit algorithm) of `length` bytes with `seed`. */
+uint64_t uniecg_xxh64(const void *data, size_t length, uint64_t seed);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model files (.uecg): reading                                                                 */
+
+#define UNIECG_FORMAT_MAJOR 1
+#define UNIECG_FORMAT_MINOR 0
+#define UNIECG_MAX_RANK 4
+#define UNIECG_MAX_NAME_BYTES 255
+
+typedef enum {
+    UNIECG_ENCODING_RAW = 0,  /* payload bytes as they are, 64-byte aligned, mmapped          */
+    UNIECG_ENCODING_ZSTD = 1, /* payload is one zstd frame                                     */
+    UNIECG_ENCODING_AUTO = 255, /* writer only: zstd, unless it saves less than 10 %           */
+} uniecg_encoding;
+
+typedef enum {
+    UNIECG_META_BOOL = 1,
+    UNIECG_META_I64 = 2,
+    UNIECG_META_F64 = 3,
+    UNIECG_META_STRING = 4,
+    UNIECG_META_I32_ARRAY = 5,
+    UNIECG_META_I64_ARRAY = 6,
+    UNIECG_META_F32_ARRAY = 7,
+    UNIECG_META_F64_ARRAY = 8,
+    UNIECG_META_STRING_ARRAY = 9,
+} uniecg_meta_type;
+
+typedef struct uniecg_model_file uniecg_model_file;
+
+typedef struct {
+    bool load_tensors;     /* map raw and decompress zstd payloads at open (default true)    */
+    bool verify_checksums; /* check every loaded payload's XXH64 (default true)              */
+} uniecg_open_params;
+
+uniecg_open_params uniecg_open_default_params(void);
+
+/* Opens and validates a model file. Header, metadata and tensor table are always checked
+ * completely; payloads are loaded (and verified) when params.load_tensors is set. */
+uniecg_status uniecg_model_file_open(const char *path, uniecg_open_params params,
+                                     uniecg_model_file **out_file, uniecg_error *error);
+void uniecg_model_file_free(uniecg_model_file *file);
+
+typedef struct {
+    uint16_t major, minor;
+    uint64_t file_size;
+    uint32_t metadata_count;
+    uint32_t tensor_count;
+    uint64_t metadata_bytes;
+    uint64_t table_bytes;
+} uniecg_file_summary;
+
+void uniecg_model_file_summary(const uniecg_model_file *file, uniecg_file_summary *out);
+
+/* Metadata entry i (0 <= i < metadata_count), in file order. Pointers stay valid until the
+ * file is freed. Strings are NUL-terminated and also carry their byte length. */
+typedef struct {
+    const char *key;
+    uniecg_meta_type type;
+    bool bool_value;
+    int64_t i64_value;
+    double f64_value;
+    const char *string_value; /* STRING */
+    uint64_t string_length;
+    uint64_t count;           /* element count of arrays                                       */
+    const void *array;        /* I32/I64/F32/F64 arrays: aligned native-endian elements         */
+} uniecg_meta_entry;
+
+uniecg_status uniecg_model_file_meta_at(const uniecg_model_file *file, uint32_t index,
+                                        uniecg_meta_entry *out);
+/* Look-up by key: UNIECG_ERR_NOT_FOUND when absent. */
+uniecg_status uniecg_model_file_meta_find(const uniecg_model_file *file, const char *key,
+                                          uniecg_meta_entry *out);
+/* Element `item` of a STRING_ARRAY entry. */
+uniecg_status uniecg_model_file_meta_string_at(const uniecg_model_file *file, uint32_t index,
+                                               uint64_t item, const char **out_string,
+                                               uint64_t *out_length);
+
+typedef struct {
+    const char *name;
+    uniecg_dtype dtype;
+    uniecg_encoding encoding;
+    uint32_t rank;
+    uint64_t shape[UNIECG_MAX_RANK]; /* outermost first; unused dimensions are 1             */
+    uint64_t element_count;
+    uint64_t offset;      /* absolute file offset of the stored payload                        */
+    uint64_t stored_size; /* bytes in the file                                                 */
+    uint64_t raw_size;    /* bytes once decoded                                                */
+    uint64_t hash;        /* XXH64 (seed 0) of the decoded payload                             */
+    const void *data;     /* decoded payload, 64-byte aligned; NULL unless loaded              */
+} uniecg_tensor_info;
+
+uniecg_status uniecg_model_file_tensor_at(const uniecg_model_file *file, uint32_t index,
+                                          uniecg_tensor_info *out);
+uniecg_status uniecg_model_file_tensor_find(const uniecg_model_file *file, const char *name,
+                                            uniecg_tensor_info *out);
+
+/* Decodes tensor `index` into a scratch buffer and checks its hash, whether or not payloads
+ * were loaded at open. UNIECG_ERR_CHECKSUM / UNIECG_ERR_COMPRESSION name the tensor. */
+uniecg_status uniecg_model_file_verify_tensor(const uniecg_model_file *file, uint32_t index,
+                                              uniecg_error *error);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model files (.uecg): writing                                                                 */
+
+typedef struct uniecg_model_writer uniecg_model_writer;
+
+typedef struct {
+    int zstd_level; /* 1..22, default 9 */
+} uniecg_writer_params;
+
+uniecg_writer_params uniecg_writer_default_params(void);
+
+/* Creates `path` (truncating it). Payloads are written as tensors are added, so the writer
+ * holds one tensor at a time; metadata and the tensor table are written by finish. */
+uniecg_status uniecg_model_writer_create(const char *path, uniecg_writer_params params,
+                                         uniecg_model_writer **out_writer, uniecg_error *error);
+
+uniecg_status uniecg_model_writer_set_bool(uniecg_model_writer *w, const char *key, bool value);
+uniecg_status uniecg_model_writer_set_i64(uniecg_model_writer *w, const char *key, int64_t value);
+uniecg_status uniecg_model_writer_set_f64(uniecg_model_writer *w, const char *key, double value);
+uniecg_status uniecg_model_writer_set_string(uniecg_model_writer *w, const char *key,
+                                             const char *value, uint64_t length);
+/* Numeric arrays: type is one of the *_ARRAY numeric types; `values` holds `count` elements. */
+uniecg_status uniecg_model_writer_set_array(uniecg_model_writer *w, const char *key,
+                                            uniecg_meta_type type, const void *values,
+                                            uint64_t count);
+/* String arrays: `strings[i]` has `lengths[i]` bytes (UTF-8, need not be NUL-terminated). */
+uniecg_status uniecg_model_writer_set_string_array(uniecg_model_writer *w, const char *key,
+                                                   const char *const *strings,
+                                                   const uint64_t *lengths, uint64_t count);
+
+/* Writes one tensor. `data` holds its decoded payload in `dtype` (for q8, the output of
+ * uniecg_quantize_q8) and `size` must equal the payload size its shape implies. */
+uniecg_status uniecg_model_writer_add_tensor(uniecg_model_writer *w, const char *name,
+                                             uniecg_dtype dtype, uint32_t rank,
+                                             const uint64_t *shape, const void *data,
+                                             uint64_t size, uniecg_encoding encoding,
+                                             uniecg_tensor_info *out_written);
+
+/* Writes metadata, tensor table and header, and closes the file. */
+uniecg_status uniecg_model_writer_finish(uniecg_model_writer *w);
+/* Message of the writer's last failure ("" when none). */
+const char *uniecg_model_writer_last_error(const uniecg_model_writer *w);
+/* Frees the writer; a writer never finished leaves no file behind (it is removed). */
+void uniecg_model_writer_free(uniecg_model_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UNIECG_H */

@@ -1,0 +1,2 @@
+/* The zstd headers come from pkg-config's include path (Debian: libzstd-dev). */
+#include <zstd.h>

@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+/// Paths and helpers shared by the test suites.
+enum Fixtures {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let directory = repository.appendingPathComponent("Tests/Fixtures")
+
+    static func url(_ relative: String) -> URL { directory.appendingPathComponent(relative) }
+
+    static func json(_ relative: String) throws -> Any {
+        let data = try Data(contentsOf: url(relative))
+        return try JSONSerialization.jsonObject(with: data)
+    }
+
+    /// A fresh directory removed when the returned object is released.
+    static func temporaryDirectory() throws -> TemporaryDirectory { try TemporaryDirectory() }
+
+    /// The built executable `name`, next to the test bundle.
+    static func executable(_ name: String) throws -> URL {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle, bundle.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw TestFailure("executable '\(name)' not found beside \(bundle.path); run `swift build` first")
+    }
+
+    /// Runs an executable, returning exit status, stdout and stderr.
+    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+final class TemporaryDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("uniecg-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Bit patterns parsed from the fixtures' hex strings ("0x3c00" or "3c00").
+func hex<T: FixedWidthInteger>(_ text: String, as: T.Type = T.self) -> T? {
+    T(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import ModelConversion
+import UniECG
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uniecg-convert",
+        abstract: "Convert a Hugging Face model directory into a UniECG .uecg model file.",
+        discussion: """
+            Reads config.json, model.safetensors (or the shards of model.safetensors.index.json),
+            tokenizer.json and tokenizer_config.json of a Llama or Qwen2 model, and writes one
+            .uecg file (see ModelFormat.md) holding the weights, the tokenizer and the metadata.
+
+            Examples:
+              uniecg-convert Tests/Fixtures/models/tiny-qwen2 -o tiny-qwen2.uecg
+              uniecg-convert ~/models/qwen2.5-0.5b -o qwen.uecg --quant none --zstd-level 3
+            """
+    )
+
+    @Argument(help: "The Hugging Face model directory.")
+    var directory: String
+
+    @Option(name: .shortAndLong, help: "The .uecg file to write.")
+    var output: String
+
+    @Option(name: .customLong("quant"), help: "Weight matrices: q8 (int8, one f16 scale per 32) or none (keep the source dtype).")
+    var quantization: Converter.WeightFormat = .q8
+
+    @Option(help: "zstd compression level, 1 (fast) to 22 (small).")
+    var zstdLevel: Int = 9
+
+    @Option(help: "The model's name in its metadata (default: the directory's name).")
+    var name: String?
+
+    func validate() throws {
+        guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1...22") }
+    }
+
+    func run() throws {
+        var options = Converter.Options()
+        options.weights = quantization
+        options.zstdLevel = zstdLevel
+        options.name = name
+        let bar = ProgressBar(label: "converting")
+        let summary: Converter.Summary
+        do {
+            summary = try Converter(directory: directory, options: options).convert(to: output) { p in
+                bar.update(fraction: p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1, detail: p.tensorName)
+            }
+        } catch {
+            bar.finish()
+            Terminal.writeError("uniecg-convert: error: \(error)\n")
+            throw ExitCode.failure
+        }
+        bar.finish()
+        print("""
+            wrote \(output)
+              architecture   \(summary.architecture)
+              tensors        \(summary.tensors)
+              parameters     \(summary.parameters)
+              source bytes   \(Terminal.bytes(summary.sourceBytes))
+              file bytes     \(Terminal.bytes(summary.outputBytes)) (\(String(format: "%.2f", Double(summary.sourceBytes) / Double(max(summary.outputBytes, 1))))x smaller than the source)
+              time           \(String(format: "%.2f", summary.seconds)) s
+              peak memory    \(Terminal.bytes(Terminal.peakResidentBytes))
+            """)
+    }
+}
+
+extension Converter.WeightFormat: ExpressibleByArgument {}
+
+ConvertCommand.main()
