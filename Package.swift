@@ -29,9 +29,9 @@ let package = Package(
             dependencies: ["CZstd"],
             path: "CRuntime",
             exclude: ["tests"],
-            sources: ["common", "format", "kernels"],
+            sources: ["common", "format", "kernels", "text"],
             publicHeadersPath: "include",
-            cSettings: [.headerSearchPath("common"), .headerSearchPath("format")]
+            cSettings: [.headerSearchPath("common"), .headerSearchPath("format"), .headerSearchPath("kernels")]
         ),
         .target(name: "UniECG", dependencies: ["CUniECG"], path: "Sources/UniECG"),
         .executableTarget(name: "uniecg", dependencies: ["UniECG", argumentParser], path: "Sources/uniecg"),

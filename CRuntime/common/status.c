@@ -18,6 +18,7 @@ const char *uniecg_status_string(uniecg_status status) {
     case UNIECG_ERR_LIMIT: return "size limit exceeded";
     case UNIECG_ERR_RANGE: return "value out of range";
     case UNIECG_ERR_STATE: return "call out of order";
+    case UNIECG_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -37,6 +37,7 @@ typedef enum {
     UNIECG_ERR_LIMIT = 10,           /* a size or count exceeds a documented hard limit        */
     UNIECG_ERR_RANGE = 11,           /* a value cannot be represented (NaN, f16 overflow)      */
     UNIECG_ERR_STATE = 12,           /* call made in the wrong order (e.g. writer finished)    */
+    UNIECG_ERR_CANCELLED = 13,       /* a callback asked to stop                               */
 } uniecg_status;
 
 /* A short constant description of a status ("checksum mismatch"). Never NULL. */
@@ -230,6 +231,128 @@ uniecg_status uniecg_model_writer_finish(uniecg_model_writer *w);
 const char *uniecg_model_writer_last_error(const uniecg_model_writer *w);
 /* Frees the writer; a writer never finished leaves no file behind (it is removed). */
 void uniecg_model_writer_free(uniecg_model_writer *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernels and threads                                                                          */
+
+/* Implementations of the int8 kernels. AUTO picks the best one this CPU supports; the
+ * environment variable UNIECG_KERNELS=portable|avx2|neon|neon-dotprod overrides AUTO (a
+ * variant the CPU lacks is refused, never run). */
+typedef enum {
+    UNIECG_KERNELS_AUTO = 0,
+    UNIECG_KERNELS_PORTABLE = 1,
+    UNIECG_KERNELS_AVX2 = 2,         /* x86-64 with AVX2, FMA and F16C                         */
+    UNIECG_KERNELS_NEON = 3,         /* arm64 baseline (armv8.0 Advanced SIMD)                 */
+    UNIECG_KERNELS_NEON_DOTPROD = 4, /* arm64 with the dot-product extension (SDOT)            */
+} uniecg_kernel_variant;
+
+/* "portable", "avx2", "neon", "neon-dotprod" ("auto" for AUTO); NULL when unknown. */
+const char *uniecg_kernel_variant_name(uniecg_kernel_variant variant);
+/* True when this build and CPU can run `variant` (AUTO and PORTABLE always can). */
+bool uniecg_kernel_variant_supported(uniecg_kernel_variant variant);
+/* Resolves AUTO (honouring UNIECG_KERNELS) to a concrete supported variant. Fails with
+ * UNIECG_ERR_INVALID_ARGUMENT when a named or requested variant is unknown or unsupported. */
+uniecg_status uniecg_kernel_variant_resolve(uniecg_kernel_variant requested, uniecg_kernel_variant *out,
+                                            uniecg_error *error);
+
+/* q8 matrix-vector product with on-the-fly activation quantization, exposed for tests and
+ * benchmarks: y[r] = sum_c W[r][c] * x[c] for r < rows, W a q8 payload (rows x cols, cols a
+ * multiple of 32). x is quantized per group of 32 first (see ModelFormat.md §6 for W). */
+uniecg_status uniecg_q8_matvec(uniecg_kernel_variant variant, const void *w_payload, uint64_t rows,
+                               uint64_t cols, const float *x, float *y);
+/* Integer dot product of two int8 groups of 32 with the given variant (bit-exactness tests). */
+int32_t uniecg_q8_group_dot(uniecg_kernel_variant variant, const int8_t *a, const int8_t *b);
+
+/* A small persistent pool of worker threads shared by every op of the models that use it. */
+typedef struct uniecg_thread_pool uniecg_thread_pool;
+/* n_threads counts the calling thread; 0 means the number of physical cores. */
+uniecg_status uniecg_thread_pool_create(int32_t n_threads, uniecg_thread_pool **out, uniecg_error *error);
+int32_t uniecg_thread_pool_size(const uniecg_thread_pool *pool);
+void uniecg_thread_pool_free(uniecg_thread_pool *pool);
+/* Physical cores of this machine (at least 1). */
+int32_t uniecg_physical_cores(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Text decoder (Llama / Qwen2 family)                                                          */
+
+typedef struct uniecg_lm uniecg_lm;
+
+typedef struct {
+    int32_t context_length;        /* KV cache positions; 0 = the model's, capped at 4096     */
+    int32_t batch_size;            /* tokens per batched prompt step; 0 = 64                   */
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                              */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the model makes its own              */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores            */
+} uniecg_lm_params;
+
+uniecg_lm_params uniecg_lm_default_params(void);
+
+/* Builds a decoder over the tensors of `file` (opened with load_tensors), which must outlive it.
+ * Every hyper-parameter comes from the file's text.* metadata; a missing key or tensor is an
+ * error naming it. */
+uniecg_status uniecg_lm_create(const uniecg_model_file *file, uniecg_lm_params params, uniecg_lm **out_lm,
+                               uniecg_error *error);
+void uniecg_lm_free(uniecg_lm *lm);
+
+typedef struct {
+    int32_t vocab_size, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim;
+    int32_t context_length; /* of this instance's KV cache */
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_lm_info;
+
+void uniecg_lm_get_info(const uniecg_lm *lm, uniecg_lm_info *out);
+
+/* One step of evaluation: n_tokens positions appended after the current position. */
+typedef struct {
+    int32_t n_tokens;
+    const int32_t *tokens;         /* (n_tokens) ids; ignored where an embedding is given      */
+    const float *embeddings;       /* optional (n_tokens, dim) input rows ...                  */
+    const uint8_t *embedding_mask; /* ... used where mask[i] != 0 (NULL mask: all rows)        */
+    float *logits;                 /* optional: (n_tokens, vocab) if all_logits, else (vocab)  */
+    bool all_logits;
+    float *hidden;                 /* optional (n_tokens, dim): last-layer hidden states after
+                                      the final norm (Hugging Face hidden_states[-1])          */
+} uniecg_lm_batch;
+
+/* Runs the batch; fails with UNIECG_ERR_LIMIT when it would pass the context length, and with
+ * UNIECG_ERR_INVALID_ARGUMENT for a token id outside the vocabulary. On error the position is
+ * unchanged. */
+uniecg_status uniecg_lm_decode(uniecg_lm *lm, const uniecg_lm_batch *batch, uniecg_error *error);
+/* Positions evaluated so far (the KV cache fill). */
+int32_t uniecg_lm_position(const uniecg_lm *lm);
+/* Forgets every position from `position` on (0 = start over). */
+uniecg_status uniecg_lm_rewind(uniecg_lm *lm, int32_t position);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sampler                                                                                      */
+
+/* Order of application: repetition penalty (Hugging Face rule: positive logits divided, negative
+ * multiplied, over the last repetition_window accepted tokens), temperature (0 = greedy:
+ * the highest logit, lowest id on ties), top-k, top-p, min-p, then one draw. Randomness:
+ * xoshiro256** seeded through splitmix64 from `seed`; a draw is (next() >> 40) / 2^24. */
+typedef struct {
+    float temperature;        /* 0 = greedy                                       (default 0.8)  */
+    int32_t top_k;            /* 0 = off                                          (default 40)   */
+    float top_p;              /* 1 = off                                          (default 0.95) */
+    float min_p;              /* 0 = off                                          (default 0.05) */
+    float repetition_penalty; /* 1 = off                                          (default 1.1)  */
+    int32_t repetition_window;/* tokens remembered for the penalty                (default 64)   */
+    uint64_t seed;            /*                                                  (default 0)    */
+} uniecg_sampler_params;
+
+typedef struct uniecg_sampler uniecg_sampler;
+
+uniecg_sampler_params uniecg_sampler_default_params(void);
+uniecg_status uniecg_sampler_create(uniecg_sampler_params params, int32_t vocab_size, uniecg_sampler **out,
+                                    uniecg_error *error);
+void uniecg_sampler_free(uniecg_sampler *sampler);
+/* Picks a token from `logits` (vocab_size values; modified in place). UNIECG_ERR_RANGE on NaN. */
+uniecg_status uniecg_sampler_sample(uniecg_sampler *sampler, float *logits, int32_t *out_token);
+/* Records a token (prompt or generated) for the repetition penalty. */
+void uniecg_sampler_accept(uniecg_sampler *sampler, int32_t token);
+/* Back to the seed's first draw, with an empty history. */
+void uniecg_sampler_reset(uniecg_sampler *sampler);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,58 @@
+/* Private kernel interface: one table of function pointers per implementation (portable C,
+ * AVX2, NEON, NEON dot product), chosen once per model from the CPU's features. Every SIMD
+ * variant has the portable kernel as its reference and is tested against it. */
+#ifndef UNIECG_KERNELS_H
+#define UNIECG_KERNELS_H
+
+#include "internal.h"
+
+/* Arguments of a q8 weight x q8 activation product over a range of weight rows. */
+typedef struct {
+    const int8_t *w;         /* (rows, cols) int8 weights                                  */
+    const uint8_t *w_scales; /* (rows, cols/32) f16 little-endian scales                   */
+    const int8_t *xq;        /* (n_tokens, cols) int8 activations                          */
+    const float *xs;         /* (n_tokens, cols/32) activation scales                      */
+    float *y;                /* y[t * y_stride + r]                                        */
+    int64_t rows, cols, n_tokens, y_stride;
+} q8_matmul_args;
+
+typedef struct {
+    uniecg_kernel_variant variant;
+    /* y rows [row_begin, row_end) for every token */
+    void (*q8_matmul)(const q8_matmul_args *args, int64_t row_begin, int64_t row_end);
+    /* sum of a[i] * b[i] over one group of 32 */
+    int32_t (*q8_group_dot)(const int8_t *a, const int8_t *b);
+} uniecg_kernels;
+
+/* The table of a concrete, supported variant (not AUTO). */
+const uniecg_kernels *uniecg__kernels_for(uniecg_kernel_variant variant);
+
+/* Quantizes n floats (n a multiple of 32) per group of 32: scale = max|x| / 127 (f32),
+ * q = nearbyint(x / scale) (ties to even). Shared by every variant so the activations are
+ * bit-identical whatever kernel runs. */
+void uniecg__quantize_activations(const float *x, int64_t n, int8_t *q, float *scales);
+
+extern const uniecg_kernels uniecg__kernels_portable;
+#if defined(__x86_64__)
+extern const uniecg_kernels uniecg__kernels_avx2;
+#endif
+#if defined(__aarch64__)
+extern const uniecg_kernels uniecg__kernels_neon;
+extern const uniecg_kernels uniecg__kernels_neon_dotprod;
+#endif
+
+/* Thread pool: runs fn(ctx, i, n) for i in [0, n) on the pool's threads (i = 0 on the caller)
+ * and returns when all are done. A NULL pool runs fn(ctx, 0, 1) inline. */
+typedef void (*uniecg_parallel_fn)(void *ctx, int32_t index, int32_t count);
+void uniecg__parallel(uniecg_thread_pool *pool, uniecg_parallel_fn fn, void *ctx);
+
+/* Splits [0, total) into `count` near-equal chunks aligned to `align`; chunk `index`. */
+static inline void uniecg__chunk(int64_t total, int32_t index, int32_t count, int64_t align, int64_t *begin,
+                                 int64_t *end) {
+    int64_t units = (total + align - 1) / align;
+    int64_t b = units * index / count * align, e = units * (index + 1) / count * align;
+    *begin = b < total ? b : total;
+    *end = e < total ? e : total;
+}
+
+#endif

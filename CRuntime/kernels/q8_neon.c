@@ -1,0 +1,62 @@
+/* arm64 q8 kernels: armv8.0 Advanced SIMD (widening multiplies), and the dot-product
+ * extension (SDOT) compiled per function and chosen only when the CPU reports it. */
+#include "kernels.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+static inline int32x4_t dot32_neon(const int8_t *a, const int8_t *b) {
+    int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16), b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
+    /* each int16 lane sums two products of magnitude <= 127*127: no overflow */
+    int16x8_t p0 = vmlal_s8(vmull_s8(vget_low_s8(a0), vget_low_s8(b0)), vget_high_s8(a0), vget_high_s8(b0));
+    int16x8_t p1 = vmlal_s8(vmull_s8(vget_low_s8(a1), vget_low_s8(b1)), vget_high_s8(a1), vget_high_s8(b1));
+    return vpadalq_s16(vpaddlq_s16(p0), p1);
+}
+
+static int32_t group_dot_neon(const int8_t *a, const int8_t *b) { return vaddvq_s32(dot32_neon(a, b)); }
+
+#define DOTPROD_TARGET __attribute__((target("+dotprod")))
+
+DOTPROD_TARGET static inline int32x4_t dot32_sdot(const int8_t *a, const int8_t *b) {
+    int32x4_t acc = vdotq_s32(vdupq_n_s32(0), vld1q_s8(a), vld1q_s8(b));
+    return vdotq_s32(acc, vld1q_s8(a + 16), vld1q_s8(b + 16));
+}
+
+DOTPROD_TARGET static int32_t group_dot_sdot(const int8_t *a, const int8_t *b) { return vaddvq_s32(dot32_sdot(a, b)); }
+
+/* One body, two integer dot products. */
+#define DEFINE_MATMUL(NAME, DOT, TARGET)                                                               \
+    TARGET static void NAME(const q8_matmul_args *a, int64_t row_begin, int64_t row_end) {            \
+        int64_t groups = a->cols / UNIECG_Q8_GROUP;                                                    \
+        for (int64_t r = row_begin; r < row_end; r++) {                                                \
+            const int8_t *w = a->w + r * a->cols;                                                      \
+            const uint8_t *ws = a->w_scales + 2 * r * groups;                                          \
+            for (int64_t t = 0; t < a->n_tokens; t++) {                                                \
+                const int8_t *x = a->xq + t * a->cols;                                                 \
+                const float *xs = a->xs + t * groups;                                                  \
+                float32x4_t acc = vdupq_n_f32(0.0f);                                                   \
+                for (int64_t g = 0; g < groups; g++) {                                                 \
+                    float scale = uniecg_f16_to_f32(uniecg__get_u16(ws + 2 * g)) * xs[g];              \
+                    int32x4_t p = DOT(w + g * UNIECG_Q8_GROUP, x + g * UNIECG_Q8_GROUP);               \
+                    acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), scale);                                   \
+                }                                                                                      \
+                a->y[t * a->y_stride + r] = vaddvq_f32(acc);                                           \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+DEFINE_MATMUL(q8_matmul_neon, dot32_neon, )
+DEFINE_MATMUL(q8_matmul_sdot, dot32_sdot, DOTPROD_TARGET)
+
+const uniecg_kernels uniecg__kernels_neon = {
+    .variant = UNIECG_KERNELS_NEON,
+    .q8_matmul = q8_matmul_neon,
+    .q8_group_dot = group_dot_neon,
+};
+
+const uniecg_kernels uniecg__kernels_neon_dotprod = {
+    .variant = UNIECG_KERNELS_NEON_DOTPROD,
+    .q8_matmul = q8_matmul_sdot,
+    .q8_group_dot = group_dot_sdot,
+};
+#endif

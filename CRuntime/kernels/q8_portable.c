@@ -1,0 +1,55 @@
+/* Portable C reference of the q8 kernels. The order of floating-point operations is fixed
+ * (no contraction into FMA) so that every platform computes the same bits. */
+#include "kernels.h"
+
+#include <math.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+void uniecg__quantize_activations(const float *x, int64_t n, int8_t *q, float *scales) {
+    for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
+        const float *xg = x + g * UNIECG_Q8_GROUP;
+        float max_abs = 0.0f;
+        for (int i = 0; i < UNIECG_Q8_GROUP; i++) {
+            float a = fabsf(xg[i]);
+            max_abs = a > max_abs ? a : max_abs;
+        }
+        float scale = max_abs / 127.0f;
+        float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        for (int i = 0; i < UNIECG_Q8_GROUP; i++) {
+            float v = nearbyintf(xg[i] * inverse);
+            q[g * UNIECG_Q8_GROUP + i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        }
+        scales[g] = scale;
+    }
+}
+
+static int32_t group_dot(const int8_t *a, const int8_t *b) {
+    int32_t sum = 0;
+    for (int i = 0; i < UNIECG_Q8_GROUP; i++) sum += (int32_t)a[i] * (int32_t)b[i];
+    return sum;
+}
+
+static void q8_matmul(const q8_matmul_args *a, int64_t row_begin, int64_t row_end) {
+    int64_t groups = a->cols / UNIECG_Q8_GROUP;
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const int8_t *w = a->w + r * a->cols;
+        const uint8_t *ws = a->w_scales + 2 * r * groups;
+        for (int64_t t = 0; t < a->n_tokens; t++) {
+            const int8_t *x = a->xq + t * a->cols;
+            const float *xs = a->xs + t * groups;
+            float sum = 0.0f;
+            for (int64_t g = 0; g < groups; g++) {
+                float scale = uniecg_f16_to_f32(uniecg__get_u16(ws + 2 * g)) * xs[g];
+                sum += (float)group_dot(w + g * UNIECG_Q8_GROUP, x + g * UNIECG_Q8_GROUP) * scale;
+            }
+            a->y[t * a->y_stride + r] = sum;
+        }
+    }
+}
+
+const uniecg_kernels uniecg__kernels_portable = {
+    .variant = UNIECG_KERNELS_PORTABLE,
+    .q8_matmul = q8_matmul,
+    .q8_group_dot = group_dot,
+};
