@@ -272,6 +272,11 @@ void uniecg_thread_pool_free(uniecg_thread_pool *pool);
 /* Physical cores of this machine (at least 1). */
 int32_t uniecg_physical_cores(void);
 
+/* Best read bandwidth over `repeats` passes summing a `bytes` buffer with the pool's threads
+ * (NULL pool: one thread); the benchmark's roofline. */
+uniecg_status uniecg_measure_read_bandwidth(uniecg_thread_pool *pool, uint64_t bytes, int32_t repeats,
+                                            double *out_bytes_per_second);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Text decoder (Llama / Qwen2 family)                                                          */
 

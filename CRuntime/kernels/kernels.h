@@ -22,6 +22,9 @@ typedef struct {
     void (*q8_matmul)(const q8_matmul_args *args, int64_t row_begin, int64_t row_end);
     /* sum of a[i] * b[i] over one group of 32 */
     int32_t (*q8_group_dot)(const int8_t *a, const int8_t *b);
+    /* f32 helpers for attention: sum a[i]*b[i], and y[i] += alpha * x[i] */
+    float (*f32_dot)(const float *a, const float *b, int64_t n);
+    void (*f32_axpy)(float *y, float alpha, const float *x, int64_t n);
 } uniecg_kernels;
 
 /* The table of a concrete, supported variant (not AUTO). */

@@ -31,8 +31,72 @@ AVX2_TARGET static int32_t group_dot(const int8_t *a, const int8_t *b) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* Four tokens at a time share each loaded weight group. */
+/* Combined scales of 8 consecutive groups: f16 weight scales (F16C) times activation scales. */
+AVX2_TARGET static inline __m256 scales8(const uint16_t *ws, const float *xs) {
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws)), _mm256_loadu_ps(xs));
+}
+
+/* One token: two rows at a time and independent accumulators per group parity, so several
+ * weight loads are in flight and no FMA waits on the previous one. */
+AVX2_TARGET static void matvec_rows(const q8_matmul_args *a, int64_t row_begin, int64_t row_end) {
+    int64_t groups = a->cols / UNIECG_Q8_GROUP;
+    const int8_t *x = a->xq;
+    const float *xs = a->xs;
+    int64_t r = row_begin;
+    for (; r + 2 <= row_end; r += 2) {
+        const int8_t *w0 = a->w + r * a->cols, *w1 = w0 + a->cols;
+        const uint16_t *s0 = (const uint16_t *)(a->w_scales + 2 * r * groups), *s1 = s0 + groups;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
+        int64_t g = 0;
+        for (; g + 8 <= groups; g += 8) {
+            /* two rows ahead: keeps enough cache-line requests in flight to stream from DRAM */
+            for (int line = 0; line < 4; line++) {
+                _mm_prefetch((const char *)(w0 + 8 * a->cols + (g * UNIECG_Q8_GROUP) + 64 * line), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + 8 * a->cols + (g * UNIECG_Q8_GROUP) + 64 * line), _MM_HINT_T0);
+            }
+            __m256 c0 = scales8(s0 + g, xs + g), c1 = scales8(s1 + g, xs + g);
+            float k0[8], k1[8];
+            _mm256_storeu_ps(k0, c0);
+            _mm256_storeu_ps(k1, c1);
+            for (int j = 0; j < 8; j += 2) {
+                const int8_t *xg = x + (g + j) * UNIECG_Q8_GROUP;
+                __m256i xa = _mm256_loadu_si256((const __m256i *)xg), xb = _mm256_loadu_si256((const __m256i *)(xg + 32));
+                const int8_t *p0 = w0 + (g + j) * UNIECG_Q8_GROUP, *p1 = w1 + (g + j) * UNIECG_Q8_GROUP;
+                a00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)p0), xa)), _mm256_set1_ps(k0[j]), a00);
+                a01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(p0 + 32)), xb)), _mm256_set1_ps(k0[j + 1]), a01);
+                a10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)p1), xa)), _mm256_set1_ps(k1[j]), a10);
+                a11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(p1 + 32)), xb)), _mm256_set1_ps(k1[j + 1]), a11);
+            }
+        }
+        for (; g < groups; g++) {
+            __m256i xg = _mm256_loadu_si256((const __m256i *)(x + g * UNIECG_Q8_GROUP));
+            a00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(w0 + g * UNIECG_Q8_GROUP)), xg)),
+                                  _mm256_set1_ps(_cvtsh_ss(s0[g]) * xs[g]), a00);
+            a10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(w1 + g * UNIECG_Q8_GROUP)), xg)),
+                                  _mm256_set1_ps(_cvtsh_ss(s1[g]) * xs[g]), a10);
+        }
+        a->y[r] = hsum(_mm256_add_ps(a00, a01));
+        a->y[r + 1] = hsum(_mm256_add_ps(a10, a11));
+    }
+    for (; r < row_end; r++) {
+        const int8_t *w = a->w + r * a->cols;
+        const uint16_t *ws = (const uint16_t *)(a->w_scales + 2 * r * groups);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t g = 0; g < groups; g++) {
+            __m256i wg = _mm256_loadu_si256((const __m256i *)(w + g * UNIECG_Q8_GROUP));
+            __m256i xg = _mm256_loadu_si256((const __m256i *)(x + g * UNIECG_Q8_GROUP));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(wg, xg)), _mm256_set1_ps(_cvtsh_ss(ws[g]) * xs[g]), acc);
+        }
+        a->y[r] = hsum(acc);
+    }
+}
+
+/* Several tokens: four at a time share each loaded weight group. */
 AVX2_TARGET static void q8_matmul(const q8_matmul_args *a, int64_t row_begin, int64_t row_end) {
+    if (a->n_tokens == 1) {
+        matvec_rows(a, row_begin, row_end);
+        return;
+    }
     int64_t groups = a->cols / UNIECG_Q8_GROUP;
     for (int64_t r = row_begin; r < row_end; r++) {
         const int8_t *w = a->w + r * a->cols;
@@ -74,9 +138,31 @@ AVX2_TARGET static void q8_matmul(const q8_matmul_args *a, int64_t row_begin, in
     }
 }
 
+AVX2_TARGET static float f32_dot(const float *a, const float *b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float sum = hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+AVX2_TARGET static void f32_axpy(float *y, float alpha, const float *x, int64_t n) {
+    __m256 va = _mm256_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
 const uniecg_kernels uniecg__kernels_avx2 = {
     .variant = UNIECG_KERNELS_AVX2,
     .q8_matmul = q8_matmul,
     .q8_group_dot = group_dot,
+    .f32_dot = f32_dot,
+    .f32_axpy = f32_axpy,
 };
 #endif

@@ -48,15 +48,37 @@ DOTPROD_TARGET static int32_t group_dot_sdot(const int8_t *a, const int8_t *b) {
 DEFINE_MATMUL(q8_matmul_neon, dot32_neon, )
 DEFINE_MATMUL(q8_matmul_sdot, dot32_sdot, DOTPROD_TARGET)
 
+static float f32_dot_neon(const float *a, const float *b, int64_t n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void f32_axpy_neon(float *y, float alpha, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
 const uniecg_kernels uniecg__kernels_neon = {
     .variant = UNIECG_KERNELS_NEON,
     .q8_matmul = q8_matmul_neon,
     .q8_group_dot = group_dot_neon,
+    .f32_dot = f32_dot_neon,
+    .f32_axpy = f32_axpy_neon,
 };
 
 const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .variant = UNIECG_KERNELS_NEON_DOTPROD,
     .q8_matmul = q8_matmul_sdot,
     .q8_group_dot = group_dot_sdot,
+    .f32_dot = f32_dot_neon,
+    .f32_axpy = f32_axpy_neon,
 };
 #endif

@@ -48,8 +48,24 @@ static void q8_matmul(const q8_matmul_args *a, int64_t row_begin, int64_t row_en
     }
 }
 
+/* Eight interleaved partial sums, combined in a fixed order: fast and the same bits everywhere. */
+static float f32_dot(const float *a, const float *b, int64_t n) {
+    float lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) lane[0] += a[i] * b[i];
+    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+static void f32_axpy(float *y, float alpha, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
 const uniecg_kernels uniecg__kernels_portable = {
     .variant = UNIECG_KERNELS_PORTABLE,
     .q8_matmul = q8_matmul,
     .q8_group_dot = group_dot,
+    .f32_dot = f32_dot,
+    .f32_axpy = f32_axpy,
 };

@@ -284,10 +284,7 @@ static void attention_task(void *ctx, int32_t index, int32_t count) {
         const float *q = lm->q + t * lm->q_dim + h * hd;
         float max = -INFINITY;
         for (int64_t p = 0; p <= last; p++) {
-            const float *k = kc + p * lm->kv_dim + kvh * hd;
-            float dot = 0.0f;
-            for (int64_t i = 0; i < hd; i++) dot += q[i] * k[i];
-            scores[p] = dot * scale;
+            scores[p] = lm->kernels->f32_dot(q, kc + p * lm->kv_dim + kvh * hd, hd) * scale;
             if (scores[p] > max) max = scores[p];
         }
         float sum = 0.0f;
@@ -297,11 +294,7 @@ static void attention_task(void *ctx, int32_t index, int32_t count) {
         }
         float *out = lm->att + t * lm->q_dim + h * hd;
         for (int64_t i = 0; i < hd; i++) out[i] = 0.0f;
-        for (int64_t p = 0; p <= last; p++) {
-            const float *v = vc + p * lm->kv_dim + kvh * hd;
-            float w = scores[p] / sum;
-            for (int64_t i = 0; i < hd; i++) out[i] += w * v[i];
-        }
+        for (int64_t p = 0; p <= last; p++) lm->kernels->f32_axpy(out, scores[p] / sum, vc + p * lm->kv_dim + kvh * hd, hd);
     }
 }
 
