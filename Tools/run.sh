@@ -10,5 +10,5 @@ swift build -c release --product uniecg-convert
 bin=$(swift build -c release --show-bin-path)
 out=.build/quickstart
 mkdir -p "$out"
-"$bin/uniecg-convert" Tests/Fixtures/models/tiny-qwen2 -o "$out/tiny-qwen2.uecg"
+"$bin/uniecg-convert" Tests/Fixtures/decoder/qwen2-bias-tied-hd80 -o "$out/tiny-qwen2.uecg"
 "$bin/uniecg" inspect "$out/tiny-qwen2.uecg" --verify

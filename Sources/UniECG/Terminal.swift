@@ -27,10 +27,10 @@ public enum Terminal {
     }
 }
 
-/// A one-line progress bar redrawn in place on a terminal; on a pipe it prints a line every 10 %.
+/// A one-line progress bar redrawn in place on a terminal; on a pipe it prints a line every 25 %.
 public final class ProgressBar {
     private let label: String
-    private var lastDecile = -1
+    private var lastQuarter = -1
     private let interactive = Terminal.stderrIsTerminal
 
     public init(label: String) { self.label = label }
@@ -43,10 +43,10 @@ public final class ProgressBar {
             let shown = detail.count > 40 ? String(detail.prefix(40)) : detail
             Terminal.writeError("\r\(label) [\(bar)] \(String(format: "%3d", Int(f * 100)))% \(shown)\u{1B}[K")
         } else {
-            let decile = Int(f * 10)
-            if decile != lastDecile {
-                lastDecile = decile
-                Terminal.writeError("\(label): \(decile * 10)%\n")
+            let quarter = Int(f * 4)
+            if quarter != lastQuarter {
+                lastQuarter = quarter
+                Terminal.writeError("\(label): \(quarter * 25)%\n")
             }
         }
     }

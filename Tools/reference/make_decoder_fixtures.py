@@ -64,6 +64,20 @@ def train(model, tokenizer, steps=150, length=48):
     return float(loss.detach())
 
 
+def write_tensor_summary(directory):
+    """tensors.json: what torch reads from the saved safetensors, for the converter tests."""
+    from safetensors.torch import load_file
+    tensors = load_file(os.path.join(directory, "model.safetensors"))
+    summary = {}
+    for name, t in sorted(tensors.items()):
+        f = t.to(torch.float64).flatten()
+        summary[name] = {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
+                         "sum": float(f.sum()), "abs_sum": float(f.abs().sum()),
+                         "first": [float(v) for v in f[:8]], "last": [float(v) for v in f[-8:]]}
+    with open(os.path.join(directory, "tensors.json"), "w") as out:
+        json.dump(summary, out, indent=1, sort_keys=True)
+
+
 def make_tokenizer(vocab_size):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -117,6 +131,7 @@ def main():
         np.save(os.path.join(directory, "logits.npy"), logits.astype(np.float32))
         # Saved only after the logits: casting the model also rounds its RoPE inv_freq buffer.
         model.to(torch.float16).save_pretrained(directory, safe_serialization=True)
+        write_tensor_summary(directory)
         with open(os.path.join(directory, "tokens.txt"), "w") as f:
             f.write(",".join(str(t) for t in tokens) + "\n")
         size = sum(os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory))
