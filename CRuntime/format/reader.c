@@ -94,29 +94,22 @@ static bool take_u64(cursor *c, uint64_t *v, const char *what) {
 }
 
 /* A key or tensor name: u16 length (1..255) then UTF-8 bytes without NUL. */
-static bool take_name(cursor *c, char **out, const char *what) {
+static uniecg_status take_name(cursor *c, char **out, const char *what) {
     uint16_t n;
     const uint8_t *bytes;
-    if (!take_u16(c, &n, what)) return false;
-    if (n == 0 || n > LIMIT_KEY_BYTES) {
-        uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: %s length %u is outside 1..%u", c->where, what,
-                     n, LIMIT_KEY_BYTES);
-        return false;
-    }
-    if (!take(c, n, &bytes, what)) return false;
-    if (!uniecg__valid_utf8(bytes, n)) {
-        uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: %s is not valid UTF-8 (or contains NUL)", c->where, what);
-        return false;
-    }
+    if (!take_u16(c, &n, what)) return UNIECG_ERR_FORMAT;
+    if (n == 0 || n > LIMIT_KEY_BYTES)
+        return uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: %s length %u is outside 1..%u", c->where, what, n,
+                            LIMIT_KEY_BYTES);
+    if (!take(c, n, &bytes, what)) return UNIECG_ERR_FORMAT;
+    if (!uniecg__valid_utf8(bytes, n))
+        return uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: %s is not valid UTF-8 (or contains NUL)", c->where, what);
     char *copy = malloc((size_t)n + 1);
-    if (!copy) {
-        uniecg__fail(c->error, UNIECG_ERR_OUT_OF_MEMORY, "%s: out of memory", c->where);
-        return false;
-    }
+    if (!copy) return uniecg__fail(c->error, UNIECG_ERR_OUT_OF_MEMORY, "%s: out of memory", c->where);
     memcpy(copy, bytes, n);
     copy[n] = 0;
     *out = copy;
-    return true;
+    return UNIECG_OK;
 }
 
 static bool valid_key(const char *key) {
@@ -143,7 +136,8 @@ static uniecg_status parse_meta_entry(cursor *c, meta_entry *e, uint32_t index) 
     char where[96];
     snprintf(where, sizeof where, "metadata entry %u", index);
     c->where = where;
-    if (!take_name(c, &e->key, "key")) return c->error ? c->error->status : UNIECG_ERR_FORMAT;
+    uniecg_status s = take_name(c, &e->key, "key");
+    if (s) return s;
     snprintf(where, sizeof where, "metadata entry %u ('%.60s')", index, e->key);
     if (!valid_key(e->key))
         return uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: key may only hold a-z 0-9 _ . -", where);
@@ -214,6 +208,9 @@ static uniecg_status parse_meta_entry(cursor *c, meta_entry *e, uint32_t index) 
             uint32_t n;
             const uint8_t *start = c->p;
             if (!take_u32(c, &n, "string length")) return UNIECG_ERR_FORMAT;
+            if (n > LIMIT_STRING_BYTES)
+                return uniecg__fail(c->error, UNIECG_ERR_LIMIT, "%s: item %llu of %u bytes exceeds the %u-byte limit",
+                                    where, (unsigned long long)i, n, LIMIT_STRING_BYTES);
             if (!take(c, n, &p, "string")) return UNIECG_ERR_FORMAT;
             if (!uniecg__valid_utf8(p, n))
                 return uniecg__fail(c->error, UNIECG_ERR_FORMAT, "%s: item %llu is not valid UTF-8 (or contains NUL)",
@@ -233,7 +230,8 @@ static uniecg_status parse_tensor_entry(cursor *c, tensor_entry *t, uint32_t ind
     char where[320];
     snprintf(where, sizeof where, "tensor %u", index);
     c->where = where;
-    if (!take_name(c, &t->name, "name")) return c->error ? c->error->status : UNIECG_ERR_FORMAT;
+    uniecg_status s = take_name(c, &t->name, "name");
+    if (s) return s;
     snprintf(where, sizeof where, "tensor '%s'", t->name);
     uniecg_tensor_info *info = &t->info;
     info->name = t->name;
@@ -292,12 +290,19 @@ typedef struct {
     const char *what;
 } byte_range;
 
+/* By start, then end, so the order is total whatever qsort's stability. */
 static int compare_ranges(const void *a, const void *b) {
     const byte_range *x = a, *y = b;
-    return x->start < y->start ? -1 : x->start > y->start;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
 }
 
+/* Empty ranges (a section with no entries) hold no bytes and cannot overlap anything. */
 static uniecg_status check_ranges(byte_range *ranges, uint64_t n, uniecg_error *error) {
+    uint64_t kept = 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (ranges[i].end > ranges[i].start) ranges[kept++] = ranges[i];
+    n = kept;
     qsort(ranges, (size_t)n, sizeof *ranges, compare_ranges);
     for (uint64_t i = 1; i < n; i++)
         if (ranges[i].start < ranges[i - 1].end)
@@ -343,6 +348,9 @@ static uniecg_status decode_payload(const uniecg_model_file *f, const uniecg_ten
         unsigned long long content = ZSTD_getFrameContentSize(src, (size_t)t->stored_size);
         if (content == ZSTD_CONTENTSIZE_ERROR)
             return uniecg__fail(error, UNIECG_ERR_COMPRESSION, "tensor '%s': payload is not a zstd frame", t->name);
+        if (content == ZSTD_CONTENTSIZE_UNKNOWN)
+            return uniecg__fail(error, UNIECG_ERR_COMPRESSION, "tensor '%s': zstd frame does not record its content size",
+                                t->name);
         if (content != t->raw_size)
             return uniecg__fail(error, UNIECG_ERR_COMPRESSION,
                                 "tensor '%s': zstd frame declares %llu bytes, the table says %llu", t->name, content,

@@ -313,7 +313,10 @@ uniecg_status uniecg_model_writer_add_tensor(uniecg_model_writer *w, const char 
         return writer_fail(w, UNIECG_ERR_IO, "cannot truncate '%s': %s", w->partial_path, strerror(errno));
     }
     w->position = offset + stored;
-    if ((s = remember(w, &w->names, w->tensor_count, name))) return s;
+    if ((s = remember(w, &w->names, w->tensor_count, name))) {
+        w->failed = true; /* its payload is written but could not be recorded */
+        return s;
+    }
     w->tensor_count++;
 
     uint64_t hash = uniecg_xxh64(data, (size_t)size, 0);
@@ -335,6 +338,20 @@ uniecg_status uniecg_model_writer_add_tensor(uniecg_model_writer *w, const char 
         for (uint32_t d = 0; d < UNIECG_MAX_RANK; d++) out_written->shape[d] = d < rank ? shape[d] : 1;
     }
     return UNIECG_OK;
+}
+
+/* Makes the rename durable; best effort (some file systems refuse fsync on directories). */
+static void sync_directory(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 uniecg_status uniecg_model_writer_finish(uniecg_model_writer *w) {
@@ -377,6 +394,7 @@ uniecg_status uniecg_model_writer_finish(uniecg_model_writer *w) {
         return writer_fail(w, UNIECG_ERR_IO, "cannot rename '%s' to '%s': %s", w->partial_path, w->path, strerror(errno));
     }
     w->finished = true;
+    sync_directory(w->path);
     return UNIECG_OK;
 }
 

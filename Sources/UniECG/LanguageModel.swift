@@ -70,6 +70,48 @@ public final class LanguageModel: @unchecked Sendable {
         return out
     }
 
+    /// One evaluation step with every input and output the decoder offers: `embeddings`
+    /// (tokens.count x dimension) replace the token's own embedding where `useEmbedding` is
+    /// true (how encoders splice their outputs in); the result holds every position's logits
+    /// and last-layer hidden states (after the final norm).
+    public func evaluate(tokens: [Int32], embeddings: [Float]? = nil, useEmbedding: [Bool]? = nil)
+        throws(UniECGError) -> (logits: [Float], hidden: [Float])
+    {
+        let n = tokens.count
+        guard n > 0 else { throw .invalidArgument("no tokens given") }
+        if let embeddings, embeddings.count != n * dimension {
+            throw .invalidArgument("embeddings hold \(embeddings.count) values, \(n) positions need \(n * dimension)")
+        }
+        if let useEmbedding, useEmbedding.count != n {
+            throw .invalidArgument("useEmbedding has \(useEmbedding.count) entries for \(n) positions")
+        }
+        var logits = [Float](repeating: 0, count: n * vocabularySize)
+        var hidden = [Float](repeating: 0, count: n * dimension)
+        let mask = useEmbedding?.map { UInt8($0 ? 1 : 0) }
+        var error = uniecg_error()
+        let status = tokens.withUnsafeBufferPointer { ids in
+            logits.withUnsafeMutableBufferPointer { out in
+                hidden.withUnsafeMutableBufferPointer { h in
+                    (embeddings ?? []).withUnsafeBufferPointer { e in
+                        (mask ?? []).withUnsafeBufferPointer { m in
+                            var batch = uniecg_lm_batch()
+                            batch.n_tokens = Int32(n)
+                            batch.tokens = ids.baseAddress
+                            batch.embeddings = embeddings == nil ? nil : e.baseAddress
+                            batch.embedding_mask = mask == nil ? nil : m.baseAddress
+                            batch.logits = out.baseAddress
+                            batch.all_logits = true
+                            batch.hidden = h.baseAddress
+                            return uniecg_lm_decode(handle, &batch, &error)
+                        }
+                    }
+                }
+            }
+        }
+        guard status == UNIECG_OK else { throw UniECGError(error) }
+        return (logits, hidden)
+    }
+
     /// Evaluates tokens, filling `logits` with the last position's (or every position's) logits.
     func evaluate(tokens: [Int32], logits: inout [Float], allLogits: Bool) throws(UniECGError) {
         var error = uniecg_error()

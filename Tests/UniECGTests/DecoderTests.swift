@@ -98,6 +98,42 @@ import Testing
         #expect(worst <= 1e-4, "batched vs incremental differ by \(worst)")
     }
 
+    @Test("embeddings spliced in at chosen positions act like the tokens they copy; hidden states come out")
+    func embeddingInput() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        let name = Self.shapes[0]
+        let fixture = try Self.fixture(name)
+        let path = try Self.convert(name, weights: .none, into: dir)
+        let tokens = Array(fixture.tokens.prefix(12))
+        let reference = try Self.model(path).evaluate(tokens: tokens)
+        // The embedding rows of the tokens at positions 3..5, fed as embeddings with dummy ids.
+        let file = try ModelFile(path: path)
+        let table = try file.floats(of: "text.embed")
+        let lm = try Self.model(path)
+        let dim = lm.dimension
+        var embeddings = [Float](repeating: 0, count: tokens.count * dim)
+        var use = [Bool](repeating: false, count: tokens.count)
+        var ids = tokens
+        for p in 3...5 {
+            embeddings.replaceSubrange(p * dim..<(p + 1) * dim, with: table[Int(tokens[p]) * dim..<(Int(tokens[p]) + 1) * dim])
+            use[p] = true
+            ids[p] = 0
+        }
+        let spliced = try lm.evaluate(tokens: ids, embeddings: embeddings, useEmbedding: use)
+        #expect(spliced.logits == reference.logits)
+        #expect(spliced.hidden == reference.hidden)
+        // Hidden states are the final-norm output: the (untied) output head applied to them gives the logits.
+        let head = try file.floats(of: "text.output")
+        let vocab = lm.vocabularySize
+        for t in [0, 11] {
+            for v in [0, 7, vocab - 1] {
+                var dot: Float = 0
+                for i in 0..<dim { dot += head[v * dim + i] * reference.hidden[t * dim + i] }
+                #expect(abs(dot - reference.logits[t * vocab + v]) <= 1e-4 * max(1, abs(dot)))
+            }
+        }
+    }
+
     @Test("a prompt past the context is refused with a clear error and leaves the cache as it was")
     func contextOverflow() throws {
         let dir = try Fixtures.temporaryDirectory()
