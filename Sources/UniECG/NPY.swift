@@ -22,7 +22,7 @@ public enum NPY {
         public let values: [Float]
     }
 
-    /// Reads a float32 little-endian C-order .npy.
+    /// Reads a little-endian C-order .npy of float32, float64 or int16 as Float.
     public static func readFloat32(_ data: Data) throws -> Array32 {
         let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
@@ -40,19 +40,41 @@ public enum NPY {
         }
         guard start + headerLength <= bytes.count else { throw UniECGError.format(".npy header truncated") }
         let header = String(decoding: bytes[start..<start + headerLength], as: UTF8.self)
-        guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
+        guard header.contains("'fortran_order': False"),
               let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
-        else { throw UniECGError.format(".npy is not a little-endian float32 C-order array: \(header)") }
-        let shape = header[open.upperBound..<close].split(separator: ",").compactMap {
-            Int($0.trimmingCharacters(in: .whitespaces))
+        else { throw UniECGError.format(".npy is not a C-order array with a shape: \(header)") }
+        let width: Int
+        if header.contains("'descr': '<f4'") { width = 4 }
+        else if header.contains("'descr': '<f8'") { width = 8 }
+        else if header.contains("'descr': '<i2'") { width = 2 }
+        else { throw UniECGError.format(".npy dtype is not little-endian float32, float64 or int16: \(header)") }
+        var shape: [Int] = []
+        for part in header[open.upperBound..<close].split(separator: ",") {
+            let text = part.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            guard let d = Int(text), d >= 0, d < 1 << 31 else { throw UniECGError.format(".npy shape '\(text)' is not a dimension") }
+            shape.append(d)
         }
-        let count = shape.reduce(1, *)
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p < 1 << 31 else { throw UniECGError.limit(".npy shape \(shape) is too large") }
+            count = p
+        }
         let body = start + headerLength
-        guard bytes.count - body == count * 4 else {
-            throw UniECGError.format(".npy holds \(bytes.count - body) data bytes, shape \(shape) needs \(count * 4)")
+        guard bytes.count - body == count * width else {
+            throw UniECGError.format(".npy holds \(bytes.count - body) data bytes, shape \(shape) needs \(count * width)")
         }
         let values = [Float](unsafeUninitializedCapacity: count) { buffer, n in
-            bytes[body...].withUnsafeBytes { raw in UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw) }
+            bytes[body...].withUnsafeBytes { raw in
+                for i in 0..<count {
+                    switch width {
+                    case 4: buffer[i] = raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+                    case 8: buffer[i] = Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Double.self))
+                    default: buffer[i] = Float(raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))
+                    }
+                }
+            }
             n = count
         }
         return Array32(shape: shape, values: values)

@@ -81,3 +81,52 @@ import Testing
         #expect(svg.contains("25 mm/s"))
     }
 }
+
+@Suite struct PreparationTests {
+    static func sine(_ hz: Double, rate: Double, seconds: Double) throws -> ECGRecord {
+        let n = Int(rate * seconds)
+        return try ECGRecord(leads: [.II], signals: [(0..<n).map { Float(sin(2 * .pi * hz * Double($0) / rate)) }], sampleRate: rate)
+    }
+
+    @Test("resampling 500 Hz to 102.4 Hz keeps a 5 Hz wave and removes an 80 Hz one")
+    func resampling() throws {
+        let kept = try Preparation.resample(Self.sine(5, rate: 500, seconds: 10), to: 102.4)
+        #expect(kept.sampleCount == 1024)
+        let interior = 100..<924  // away from the edges
+        for k in interior {
+            let ideal = Float(sin(2 * .pi * 5 * Double(k) / 102.4))
+            #expect(abs(kept.signals[0][k] - ideal) <= 0.01, "sample \(k)")
+        }
+        let removed = try Preparation.resample(Self.sine(80, rate: 500, seconds: 10), to: 102.4)
+        #expect(interior.map { abs(removed.signals[0][$0]) }.max()! <= 0.02)
+        let up = try Preparation.resample(Self.sine(5, rate: 100, seconds: 4), to: 500)
+        #expect(up.sampleCount == 2000)
+        #expect(abs(up.signals[0][1000] - Float(sin(2 * .pi * 5 * 2.0))) <= 0.01)
+    }
+
+    @Test("missing limb leads are derived from I and II, or from II and III")
+    func limbLeads() throws {
+        let i: [Float] = [0.5, 1.0, -0.2], ii: [Float] = [1.0, 0.4, 0.6]
+        let (full, derived) = Preparation.deriveLimbLeads(try ECGRecord(leads: [.II, .I, .V1], signals: [ii, i, [0, 0, 0]], sampleRate: 500))
+        #expect(Set(derived) == [.III, .aVR, .aVL, .aVF])
+        #expect(full.leads == [.I, .II, .III, .aVR, .aVL, .aVF, .V1])
+        #expect(full.signal(.III) == zip(ii, i).map { $0 - $1 })
+        #expect(full.signal(.aVR) == zip(i, ii).map { -($0 + $1) / 2 })
+        let (fromIII, derived2) = Preparation.deriveLimbLeads(try ECGRecord(leads: [.II, .III], signals: [ii, zip(ii, i).map { $0 - $1 }], sampleRate: 500))
+        #expect(derived2.first == .I)
+        #expect(zip(fromIII.signal(.I)!, i).allSatisfy { abs($0 - $1) < 1e-6 })
+        let (alone, none) = Preparation.deriveLimbLeads(try ECGRecord(leads: [.I, .V1], signals: [i, i], sampleRate: 500))
+        #expect(none.isEmpty && alone.leads == [.I, .V1])
+    }
+
+    @Test("NPY records read either orientation and refuse shapes without a lead axis")
+    func npyRecords() throws {
+        let values = (0..<(12 * 5)).map { Float($0) }
+        let leadsFirst = try RecordFile.npy(NPY.float32(values, shape: [12, 5]), sampleRate: 500)
+        #expect(leadsFirst.record.signal(.II) == [5, 6, 7, 8, 9])
+        let samplesFirst = try RecordFile.npy(NPY.float32(values, shape: [5, 12]), sampleRate: 500)
+        #expect(samplesFirst.record.signal(.II) == [1, 13, 25, 37, 49])
+        #expect(throws: ECGRecordError.self) { _ = try RecordFile.npy(NPY.float32(values, shape: [6, 10]), sampleRate: 500) }
+        #expect(throws: ECGRecordError.self) { _ = try RecordFile.npy(Data([1, 2, 3]), sampleRate: 500) }
+    }
+}

@@ -13,10 +13,32 @@ public enum RecordFile {
                 throw ECGRecordError.unreadable("cannot read '\(path)' as UTF-8 text")
             }
             return try ECGCSV.read(text, sampleRate: sampleRate)
+        case "npy":
+            guard let rate = sampleRate else { throw ECGRecordError.unreadable("'\(path)': an .npy record needs its sample rate") }
+            guard let data = try? Data(contentsOf: url) else { throw ECGRecordError.unreadable("cannot read '\(path)'") }
+            return try npy(data, sampleRate: rate)
         case "":
             return try WFDB.read(header: url.appendingPathExtension("hea"))
         default:
-            throw ECGRecordError.unsupported("'\(path)': unknown record type (.hea WFDB or .csv)")
+            throw ECGRecordError.unsupported("'\(path)': unknown record type (.hea WFDB, .csv or .npy)")
         }
+    }
+
+    /// A 2-D .npy of the 12 standard leads in the conventional order, either leads x samples or
+    /// samples x leads (the axis of length 12 is the lead axis; 12 x 12 is read as leads x samples).
+    public static func npy(_ data: Data, sampleRate: Double, leads: [Lead] = Lead.allCases) throws -> WFDB.ReadResult {
+        let array: NPY.Array32
+        do { array = try NPY.readFloat32(data) } catch { throw ECGRecordError.unreadable("\(error)") }
+        guard array.shape.count == 2 else { throw ECGRecordError.unsupported(".npy record must be 2-D, got shape \(array.shape)") }
+        let (rows, cols) = (array.shape[0], array.shape[1])
+        let leadsFirst: Bool
+        if rows == leads.count { leadsFirst = true }
+        else if cols == leads.count { leadsFirst = false }
+        else { throw ECGRecordError.inconsistent(".npy shape \(array.shape) has no axis of \(leads.count) leads") }
+        let samples = leadsFirst ? cols : rows
+        let signals = (0..<leads.count).map { l in
+            (0..<samples).map { s in leadsFirst ? array.values[l * cols + s] : array.values[s * cols + l] }
+        }
+        return WFDB.ReadResult(record: try ECGRecord(leads: leads, signals: signals, sampleRate: sampleRate), warnings: [])
     }
 }
