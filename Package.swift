@@ -29,7 +29,7 @@ let package = Package(
             dependencies: ["CZstd"],
             path: "CRuntime",
             exclude: ["tests"],
-            sources: ["common", "format", "kernels", "text"],
+            sources: ["common", "format", "kernels", "text", "diffusion"],
             publicHeadersPath: "include",
             cSettings: [.headerSearchPath("common"), .headerSearchPath("format"), .headerSearchPath("kernels")]
         ),

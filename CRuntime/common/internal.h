@@ -50,6 +50,10 @@ static inline void uniecg__put_u64(uint8_t *p, uint64_t v) {
 /* True when `bytes` is well-formed UTF-8 (no overlongs, no surrogates) without NUL bytes. */
 bool uniecg__valid_utf8(const uint8_t *bytes, uint64_t length);
 
+/* xoshiro256** seeded through splitmix64: the one PRNG of the core (sampler, noise). */
+void uniecg__xoshiro_seed(uint64_t state[4], uint64_t seed);
+uint64_t uniecg__xoshiro_next(uint64_t state[4]);
+
 /* 64-byte aligned allocation of at least `size` bytes (rounded up); free with free(). */
 void *uniecg__aligned_alloc(uint64_t size);
 

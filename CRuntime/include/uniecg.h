@@ -288,6 +288,9 @@ typedef struct {
     uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                              */
     uniecg_thread_pool *pool;      /* shared pool; NULL = the model makes its own              */
     int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores            */
+    /* Polled between layers of a decode; returning true stops it with UNIECG_ERR_CANCELLED. */
+    bool (*abort_callback)(void *user_data);
+    void *abort_user_data;
 } uniecg_lm_params;
 
 uniecg_lm_params uniecg_lm_default_params(void);
@@ -358,6 +361,58 @@ uniecg_status uniecg_sampler_sample(uniecg_sampler *sampler, float *logits, int3
 void uniecg_sampler_accept(uniecg_sampler *sampler, int32_t token);
 /* Back to the seed's first draw, with an empty history. */
 void uniecg_sampler_reset(uniecg_sampler *sampler);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Diffusion schedulers (the update rules of diffusers' DDPM, DDIM and DPM-Solver++ 2M)         */
+
+typedef enum {
+    UNIECG_SCHEDULER_DDPM = 0,     /* ancestral, "fixed_small" variance, "leading" timesteps   */
+    UNIECG_SCHEDULER_DDIM = 1,     /* with eta; "leading" timesteps, alpha at t<0 is 1          */
+    UNIECG_SCHEDULER_DPMPP_2M = 2, /* dpmsolver++ order 2, "linspace" timesteps, first order at
+                                      the last step, final sigma 0                            */
+} uniecg_scheduler_kind;
+
+typedef enum {
+    UNIECG_BETAS_LINEAR = 0,        /* linspace(beta_start, beta_end)                            */
+    UNIECG_BETAS_SCALED_LINEAR = 1, /* linspace(sqrt(beta_start), sqrt(beta_end))^2              */
+    UNIECG_BETAS_COSINE = 2,        /* "squaredcos_cap_v2", betas capped at 0.999                */
+} uniecg_beta_schedule;
+
+typedef enum { UNIECG_PREDICT_EPSILON = 0, UNIECG_PREDICT_V = 1 } uniecg_prediction;
+
+typedef struct {
+    uniecg_scheduler_kind kind;
+    int32_t train_steps;       /* default 1000                                                 */
+    uniecg_beta_schedule betas;/* default LINEAR                                               */
+    double beta_start, beta_end; /* default 0.00085, 0.012                                     */
+    uniecg_prediction prediction; /* default EPSILON                                           */
+    int32_t steps;             /* inference steps, default 50                                  */
+    float eta;                 /* DDIM only, default 0                                         */
+    bool clip_sample;          /* clamp the x0 prediction (DDPM, DDIM), default true           */
+    float clip_range;          /* default 1                                                    */
+    int64_t sample_size;       /* floats per sample (e.g. 4 x 128), required                   */
+} uniecg_scheduler_params;
+
+typedef struct uniecg_scheduler uniecg_scheduler;
+
+uniecg_scheduler_params uniecg_scheduler_default_params(void);
+uniecg_status uniecg_scheduler_create(uniecg_scheduler_params params, uniecg_scheduler **out, uniecg_error *error);
+void uniecg_scheduler_free(uniecg_scheduler *scheduler);
+/* Restarts the multistep history (before a new sample). */
+void uniecg_scheduler_reset(uniecg_scheduler *scheduler);
+int32_t uniecg_scheduler_steps(const uniecg_scheduler *scheduler);
+/* Training timestep of inference step i (descending). */
+int32_t uniecg_scheduler_timestep(const uniecg_scheduler *scheduler, int32_t i);
+/* Step i: sample <- the update from the model output at that step. `noise` (sample_size
+ * standard normals) is needed by DDPM (except the last step) and by DDIM with eta > 0. Steps
+ * must be taken in order 0, 1, ... for the multistep solver. */
+uniecg_status uniecg_scheduler_step(uniecg_scheduler *scheduler, int32_t i, const float *model_output, float *sample,
+                                    const float *noise, uniecg_error *error);
+
+/* Standard normal noise from a seed: xoshiro256** seeded through splitmix64, u = (next >> 11)
+ * * 2^-53, Box-Muller pairs z0 = sqrt(-2 ln(1 - u1)) cos(2 pi u2), z1 = ... sin(...), all in
+ * double and rounded to float. The same seed gives the same numbers everywhere. */
+void uniecg_normal_noise(uint64_t seed, float *out, int64_t count);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@ struct uniecg_lm {
     uniecg_lm_info info;
     double rope_theta, norm_eps;
     int32_t batch_size, q_dim, kv_dim, position;
+    bool (*abort_callback)(void *user_data);
+    void *abort_user_data;
     uniecg__weight embed, output; /* (vocab, dim); output may alias embed (tied)           */
     const float *final_norm;      /* (dim)                                                 */
     layer_weights *layers;
@@ -139,6 +141,8 @@ uniecg_status uniecg_lm_create(const uniecg_model_file *file, uniecg_lm_params p
         goto fail;
     }
     lm->batch_size = params.batch_size ? params.batch_size : 64;
+    lm->abort_callback = params.abort_callback;
+    lm->abort_user_data = params.abort_user_data;
     lm->q_dim = in->n_heads * in->head_dim;
     lm->kv_dim = in->n_kv_heads * in->head_dim;
 
@@ -324,6 +328,8 @@ static uniecg_status forward_chunk(uniecg_lm *lm, const uniecg_lm_batch *batch, 
         uniecg__weight_row(&lm->embed, id, row);
     }
     for (int32_t l = 0; l < in->n_layers; l++) {
+        if (lm->abort_callback && lm->abort_callback(lm->abort_user_data))
+            return uniecg__fail(error, UNIECG_ERR_CANCELLED, "decoding cancelled");
         const layer_weights *L = &lm->layers[l];
         rms_norm(lm->xb, lm->x, L->attn_norm, n, dim, lm->norm_eps);
         uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->q, lm->xb, n, lm->q);
