@@ -1,0 +1,312 @@
+import Foundation
+
+/// One measured quantity with what it rests on, so an explanation can cite it.
+public struct Finding: Sendable, Equatable, Codable {
+    public let name: String
+    public let value: Double
+    public let unit: String
+    /// 0 (a guess) ... 1 (solid): from the number of beats and the signal quality.
+    public let confidence: Double
+    /// Leads and beats (indices into `Measurements.rPeaks`) the value was computed from.
+    public let leads: [Lead]
+    public let beats: [Int]
+    public let method: String
+}
+
+/// Deterministic ECG measurements (algorithms in `Measurements.measure`'s documentation).
+public struct Measurements: Sendable, Equatable {
+    public var rPeaks: [Int] = []          // sample indices
+    public var heartRate: Double?          // bpm
+    public var rrMean: Double?             // ms
+    public var rrStandardDeviation: Double? // ms
+    public var rrVariation: Double?        // coefficient of variation of RR
+    public var irregular: Bool?
+    public var pWavePresent: Bool?
+    public var pr: Double?                 // ms
+    public var qrs: Double?                // ms
+    public var qt: Double?                 // ms
+    public var qtcBazett: Double?          // ms
+    public var qtcFridericia: Double?      // ms
+    public var axis: Double?               // degrees, frontal plane
+    public var st: [Lead: Double] = [:]    // mV at J + 60 ms, against the PR segment
+    public var findings: [Finding] = []
+    public var warnings: [String] = []
+
+    public func finding(_ name: String) -> Finding? { findings.first { $0.name == name } }
+}
+
+public enum MeasurementError: Error, Equatable, CustomStringConvertible {
+    case tooShort(Double)
+    case sampleRateTooLow(Double)
+    case flat
+    case noBeats
+
+    public var description: String {
+        switch self {
+        case .tooShort(let s): "the record lasts \(String(format: "%.1f", s)) s; measurements need at least 2 s"
+        case .sampleRateTooLow(let r): "sample rate \(r) Hz is below the 100 Hz measurements need"
+        case .flat: "the signal is flat: no lead varies by more than 0.02 mV"
+        case .noBeats: "no heartbeat could be found"
+        }
+    }
+}
+
+extension Measurements {
+    /// Measures a record:
+    /// 1. Conditioning: each lead band-passed 0.5–40 Hz, zero phase (baseline wander and noise).
+    /// 2. R peaks (Pan–Tompkins class): 5–15 Hz band, derivative, squared and summed over leads,
+    ///    150 ms moving-window integration, adaptive signal/noise thresholds with a 200 ms
+    ///    refractory period and search-back after 1.66 mean RR; each peak moved to the maximum
+    ///    of the summed squared signal within 150 ms before it.
+    /// 3. Rate and rhythm from RR intervals: heart rate 60000 / mean RR; irregular when the
+    ///    coefficient of variation of RR exceeds 0.10.
+    /// 4. A median beat per lead (300 ms before to 650 ms after R) of every beat with a full window.
+    /// 5. QRS onset and offset where the spatial velocity (sum over leads of |slope|) of the median
+    ///    beats stays below 10 % of its peak for 10 ms; QRS = offset − onset.
+    /// 6. P wave: present when lead II's (or V1's) median beat holds a deflection > 0.05 mV
+    ///    between 300 (or the previous T end) and 60 ms before QRS onset that recurs beat to beat (mean correlation > 0.5);
+    ///    P onset where that deflection falls below 10 % of its peak; PR = QRS onset − P onset.
+    /// 7. T end where the T wave of the lead with the largest one (II, V2, V3 or V5) has returned
+    ///    within 2 % of its amplitude of the baseline; QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
+    /// 8. Frontal axis = atan2(net QRS area in aVF, net QRS area in I).
+    /// 9. ST deviation per lead at J + 60 ms against the PR segment (40–10 ms before QRS onset).
+    public static func measure(_ record: ECGRecord) throws -> Measurements {
+        let rate = record.sampleRate
+        guard rate >= 100 else { throw MeasurementError.sampleRateTooLow(rate) }
+        guard record.duration >= 2 else { throw MeasurementError.tooShort(record.duration) }
+        var result = Measurements()
+        let nanCount = record.signals.reduce(0) { $0 + $1.filter { !$0.isFinite }.count }
+        if nanCount > 0 { result.warnings.append("\(nanCount) missing samples (NaN) were treated as 0 mV") }
+        let ranges = record.signals.map { s in (s.filter(\.isFinite).max() ?? 0) - (s.filter(\.isFinite).min() ?? 0) }
+        guard ranges.contains(where: { $0 > 0.02 }) else { throw MeasurementError.flat }
+        for (lead, signal) in zip(record.leads, record.signals) {
+            guard let top = signal.filter(\.isFinite).max(), top > 0.3 else { continue }
+            let atTop = signal.filter { $0 == top }.count
+            if atTop > signal.count / 100 { result.warnings.append("lead \(lead.rawValue) looks clipped at \(top) mV") }
+        }
+
+        let filtered = record.signals.map { Filters.bandPass($0, rate: rate) }
+        let peaks = detectRPeaks(filtered, rate: rate)
+        guard peaks.count >= 2 else { throw MeasurementError.noBeats }
+        result.rPeaks = peaks.map(\.index)
+        let allBeats = Array(peaks.indices)
+        let searchBackShare = Double(peaks.filter(\.searchBack).count) / Double(peaks.count)
+
+        // Rate and rhythm.
+        let rr = zip(peaks.dropFirst(), peaks).map { Double($0.index - $1.index) / rate * 1000 }
+        let rrMean = rr.reduce(0, +) / Double(rr.count)
+        let rrSD = (rr.map { ($0 - rrMean) * ($0 - rrMean) }.reduce(0, +) / Double(rr.count)).squareRoot()
+        result.rrMean = rrMean
+        result.rrStandardDeviation = rrSD
+        result.rrVariation = rrSD / rrMean
+        result.heartRate = 60000 / rrMean
+        result.irregular = rrSD / rrMean > 0.10
+        let rateConfidence = min(1, Double(rr.count) / 6) * (1 - searchBackShare * 0.5)
+        result.findings.append(Finding(name: "heart rate", value: 60000 / rrMean, unit: "bpm", confidence: rateConfidence,
+                                       leads: record.leads, beats: allBeats, method: "60000 / mean of \(rr.count) RR intervals"))
+        result.findings.append(Finding(name: "RR variation", value: rrSD / rrMean, unit: "", confidence: rateConfidence,
+                                       leads: record.leads, beats: allBeats, method: "standard deviation / mean of RR"))
+
+        // Median beat.
+        let pre = Int(0.30 * rate), post = Int(0.65 * rate)
+        let windowBeats = peaks.indices.filter { peaks[$0].index - pre >= 0 && peaks[$0].index + post < record.sampleCount }
+        guard windowBeats.count >= 1 else {
+            result.warnings.append("no beat has a full window for interval measurements")
+            return result
+        }
+        let median: [[Double]] = filtered.map { lead in
+            (0..<(pre + post)).map { k in Filters.median(windowBeats.map { lead[peaks[$0].index - pre + k] }) }
+        }
+        let beatConfidence = min(1, Double(windowBeats.count) / 5)
+        let ms = { (samples: Double) in samples / rate * 1000 }
+
+        // QRS onset and offset from the spatial velocity.
+        var velocity = [Double](repeating: 0, count: pre + post - 1)
+        for lead in median { for k in 0..<velocity.count { velocity[k] += abs(lead[k + 1] - lead[k]) } }
+        let around = max(0, pre - Int(0.08 * rate))..<min(velocity.count, pre + Int(0.08 * rate))
+        let vmax = around.map { velocity[$0] }.max() ?? 0
+        let threshold = 0.10 * vmax, hold = max(1, Int(0.010 * rate))
+        var onset = around.lowerBound, offset = around.upperBound - 1
+        var k = pre
+        while k > hold { if (k - hold..<k).allSatisfy({ velocity[$0] < threshold }) { onset = k; break }; k -= 1 }
+        k = pre
+        while k + hold < velocity.count { if (k..<k + hold).allSatisfy({ velocity[$0] < threshold }) { offset = k; break }; k += 1 }
+        let qrs = ms(Double(offset - onset))
+        result.qrs = qrs
+        result.findings.append(Finding(name: "QRS duration", value: qrs, unit: "ms", confidence: beatConfidence, leads: record.leads,
+                                       beats: windowBeats, method: "spatial velocity of the median beat, 10 % threshold"))
+
+        // Baselines: the PR segment of every lead.
+        let prSegment = max(0, onset - Int(0.040 * rate))..<max(1, onset - Int(0.010 * rate))
+        let baseline = median.map { lead in prSegment.map { lead[$0] }.reduce(0, +) / Double(prSegment.count) }
+
+        // T end and QT.
+        let rrSamples = Int(rrMean / 1000 * rate)
+        let tWindow = (offset + Int(0.06 * rate))..<min(pre + post - 1, pre + max(Int(0.2 * rate), Int(Double(rrSamples) * 0.8)))
+        var tEndSample: Double? = nil
+        if !tWindow.isEmpty {
+            let candidates = [Lead.II, .V2, .V3, .V5].compactMap { record.leads.firstIndex(of: $0) }
+            let pick = candidates.max { a, b in
+                tWindow.map { abs(median[a][$0] - baseline[a]) }.max()! < tWindow.map { abs(median[b][$0] - baseline[b]) }.max()!
+            }
+            if let t = pick {
+                let lead = median[t], base = baseline[t]
+                let peak = tWindow.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
+                let amplitude = abs(lead[peak] - base)
+                // The first point after the peak where the wave has returned within 5 % of its
+                // amplitude of the baseline (interpolated between samples).
+                var end = peak
+                while end + 1 < tWindow.upperBound, abs(lead[end + 1] - base) > 0.02 * amplitude { end += 1 }
+                if end + 1 < tWindow.upperBound {
+                    let a = abs(lead[end] - base) - 0.02 * amplitude, b = abs(lead[end + 1] - base) - 0.02 * amplitude
+                    let tEnd = Double(end) + (a - b != 0 ? a / (a - b) : 0)
+                    tEndSample = tEnd
+                    let qt = ms(tEnd - Double(onset))
+                    let rrSeconds = rrMean / 1000
+                    result.qt = qt
+                    result.qtcBazett = qt / rrSeconds.squareRoot()
+                    result.qtcFridericia = qt / pow(rrSeconds, 1.0 / 3.0)
+                    let method = "return within 2 % of the T amplitude on \(record.leads[t].rawValue)'s median beat"
+                    result.findings.append(Finding(name: "QT interval", value: qt, unit: "ms", confidence: beatConfidence, leads: [record.leads[t]], beats: windowBeats, method: method))
+                    result.findings.append(Finding(name: "QTc (Bazett)", value: result.qtcBazett!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / sqrt(RR)"))
+                    result.findings.append(Finding(name: "QTc (Fridericia)", value: result.qtcFridericia!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / cbrt(RR)"))
+                }
+            }
+        }
+
+        // P wave.
+        if let pLeadIndex = record.leads.firstIndex(of: .II) ?? record.leads.firstIndex(of: .V1) {
+            let lead = median[pLeadIndex], base = baseline[pLeadIndex]
+            // Not before the previous beat's T wave has ended.
+            var earliest = onset - Int(0.30 * rate)
+            if let tEnd = tEndSample { earliest = max(earliest, Int(tEnd) - rrSamples + Int(0.02 * rate)) }
+            let window = max(0, earliest)..<max(max(0, earliest) + 1, onset - Int(0.06 * rate))
+            let peakIndex = window.max { abs(lead[$0] - base) < abs(lead[$1] - base) } ?? window.lowerBound
+            let amplitude = abs(lead[peakIndex] - base)
+            // Recurrence: correlation of each beat's P window with the median's.
+            let template = window.map { lead[$0] - base }
+            var correlations: [Double] = []
+            for b in windowBeats {
+                let beat = window.map { filtered[pLeadIndex][peaks[b].index - pre + $0] - base }
+                correlations.append(correlation(template, beat))
+            }
+            let consistency = correlations.isEmpty ? 0 : correlations.reduce(0, +) / Double(correlations.count)
+            let present = amplitude > 0.05 && consistency > 0.5
+            result.pWavePresent = present
+            result.findings.append(Finding(name: "P wave", value: present ? 1 : 0, unit: "present", confidence: beatConfidence * min(1, max(0.3, abs(consistency))),
+                                           leads: [record.leads[pLeadIndex]], beats: windowBeats,
+                                           method: String(format: "median-beat deflection %.2f mV, beat-to-beat correlation %.2f", amplitude, consistency)))
+            if present {
+                var pOnset = peakIndex
+                while pOnset > window.lowerBound, abs(lead[pOnset] - base) > 0.10 * amplitude { pOnset -= 1 }
+                let pr = ms(Double(onset - pOnset))
+                result.pr = pr
+                result.findings.append(Finding(name: "PR interval", value: pr, unit: "ms", confidence: beatConfidence,
+                                               leads: [record.leads[pLeadIndex]], beats: windowBeats, method: "P onset to QRS onset on the median beat"))
+            }
+        }
+
+        // Frontal axis.
+        if let i = record.leads.firstIndex(of: .I), let f = record.leads.firstIndex(of: .aVF) {
+            let area = { (l: Int) in (onset...offset).map { median[l][$0] - baseline[l] }.reduce(0, +) }
+            let axis = atan2(area(f), area(i)) * 180 / .pi
+            result.axis = axis
+            result.findings.append(Finding(name: "QRS axis", value: axis, unit: "degrees", confidence: beatConfidence, leads: [.I, .aVF],
+                                           beats: windowBeats, method: "atan2 of net QRS areas in aVF and I"))
+        }
+
+        // ST deviation at J + 60 ms.
+        let j60 = offset + Int(0.06 * rate)
+        if j60 < pre + post {
+            for (l, lead) in record.leads.enumerated() {
+                let deviation = median[l][j60] - baseline[l]
+                result.st[lead] = deviation
+                result.findings.append(Finding(name: "ST \(lead.rawValue)", value: deviation, unit: "mV", confidence: beatConfidence, leads: [lead],
+                                               beats: windowBeats, method: "median beat at J+60 ms minus the PR segment"))
+            }
+        }
+        return result
+    }
+
+    struct Peak {
+        let index: Int
+        let searchBack: Bool
+    }
+
+    /// Pan–Tompkins-class QRS detection over all leads.
+    static func detectRPeaks(_ leads: [[Double]], rate: Double) -> [Peak] {
+        let n = leads[0].count
+        var energy = [Double](repeating: 0, count: n)
+        var squared = [Double](repeating: 0, count: n)
+        for lead in leads {
+            let band = Filters.Biquad(lowPass: true, cutoff: 15, rate: rate).zeroPhase(Filters.Biquad(lowPass: false, cutoff: 5, rate: rate).zeroPhase(lead))
+            for i in 1..<n {
+                let d = band[i] - band[i - 1]
+                energy[i] += d * d
+                squared[i] += lead[i] * lead[i]
+            }
+        }
+        let integrated = Filters.movingAverage(energy, width: Int(0.150 * rate))
+        let refractory = Int(0.200 * rate)
+        // Local maxima of the integrated signal at least a refractory period apart.
+        var candidates: [Int] = []
+        for i in 1..<(n - 1) where integrated[i] > integrated[i - 1] && integrated[i] >= integrated[i + 1] {
+            if let last = candidates.last, i - last < refractory {
+                if integrated[i] > integrated[last] { candidates[candidates.count - 1] = i }
+            } else {
+                candidates.append(i)
+            }
+        }
+        let learn = Int(2 * rate)
+        var signalLevel = 0.25 * (integrated.prefix(learn).max() ?? 0)
+        var noiseLevel = 0.5 * integrated.prefix(learn).reduce(0, +) / Double(min(learn, n))
+        var accepted: [(Int, Bool)] = []
+        var rrAverage: Double? = nil
+        var lastIndex = 0
+        for c in candidates {
+            let threshold = noiseLevel + 0.25 * (signalLevel - noiseLevel)
+            // Search back: a long gap without a beat means one was missed; take the best
+            // candidate above half the threshold in that gap.
+            if let rr = rrAverage, Double(c - (accepted.last?.0 ?? 0)) > 1.66 * rr {
+                let gap = candidates.filter { $0 > (accepted.last?.0 ?? 0) + refractory && $0 < c - refractory }
+                if let best = gap.max(by: { integrated[$0] < integrated[$1] }), integrated[best] > threshold / 2 {
+                    accepted.append((best, true))
+                    signalLevel = 0.25 * integrated[best] + 0.75 * signalLevel
+                }
+            }
+            if integrated[c] > threshold {
+                if let last = accepted.last, c - last.0 < refractory { continue }
+                accepted.append((c, false))
+                signalLevel = 0.125 * integrated[c] + 0.875 * signalLevel
+                if accepted.count >= 2 {
+                    let recent = accepted.suffix(9)
+                    let intervals = zip(recent.dropFirst(), recent).map { Double($0.0 - $1.0) }
+                    rrAverage = intervals.reduce(0, +) / Double(intervals.count)
+                }
+            } else {
+                noiseLevel = 0.125 * integrated[c] + 0.875 * noiseLevel
+            }
+            lastIndex = c
+        }
+        _ = lastIndex
+        // Move each detection to the energy maximum within the 150 ms integration lag.
+        let lag = Int(0.150 * rate)
+        var peaks: [Peak] = []
+        for (c, back) in accepted.sorted(by: { $0.0 < $1.0 }) {
+            let lo = max(0, c - lag), hi = min(n - 1, c + Int(0.03 * rate))
+            let r = (lo...hi).max { squared[$0] < squared[$1] } ?? c
+            if let last = peaks.last, r - last.index < refractory { continue }
+            peaks.append(Peak(index: r, searchBack: back))
+        }
+        return peaks
+    }
+
+    static func correlation(_ a: [Double], _ b: [Double]) -> Double {
+        let n = Double(a.count)
+        guard n > 1 else { return 0 }
+        let ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
+        var sab = 0.0, saa = 0.0, sbb = 0.0
+        for (x, y) in zip(a, b) { sab += (x - ma) * (y - mb); saa += (x - ma) * (x - ma); sbb += (y - mb) * (y - mb) }
+        return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : 0
+    }
+}
