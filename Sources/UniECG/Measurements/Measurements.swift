@@ -153,7 +153,7 @@ extension Measurements {
                 let lead = median[t], base = baseline[t]
                 let peak = tWindow.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
                 let amplitude = abs(lead[peak] - base)
-                // The first point after the peak where the wave has returned within 5 % of its
+                // The first point after the peak where the wave has returned within 2 % of its
                 // amplitude of the baseline (interpolated between samples).
                 var end = peak
                 while end + 1 < tWindow.upperBound, abs(lead[end + 1] - base) > 0.02 * amplitude { end += 1 }
