@@ -66,8 +66,9 @@ extension Measurements {
     /// 6. P wave: present when lead II's (or V1's) median beat holds a deflection > 0.05 mV
     ///    between 300 (or the previous T end) and 60 ms before QRS onset that recurs beat to beat (mean correlation > 0.5);
     ///    P onset where that deflection falls below 10 % of its peak; PR = QRS onset − P onset.
-    /// 7. T end where the T wave of the lead with the largest one (II, V2, V3 or V5) has returned
-    ///    within 2 % of its amplitude of the baseline; QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
+    /// 7. T end on the lead with the largest T wave (II, V2, V3 or V5): after the T wave's steepest
+    ///    return toward the baseline, the first point where its slope has flattened to 5 % of
+    ///    that steepest slope; QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
     /// 8. Frontal axis = atan2(net QRS area in aVF, net QRS area in I).
     /// 9. ST deviation per lead at J + 60 ms against the PR segment (40–10 ms before QRS onset).
     public static func measure(_ record: ECGRecord) throws -> Measurements {
@@ -152,21 +153,29 @@ extension Measurements {
             if let t = pick {
                 let lead = median[t], base = baseline[t]
                 let peak = tWindow.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
-                let amplitude = abs(lead[peak] - base)
-                // The first point after the peak where the wave has returned within 2 % of its
-                // amplitude of the baseline (interpolated between samples).
-                var end = peak
-                while end + 1 < tWindow.upperBound, abs(lead[end + 1] - base) > 0.02 * amplitude { end += 1 }
-                if end + 1 < tWindow.upperBound {
-                    let a = abs(lead[end] - base) - 0.02 * amplitude, b = abs(lead[end + 1] - base) - 0.02 * amplitude
-                    let tEnd = Double(end) + (a - b != 0 ? a / (a - b) : 0)
+                // Steepest return toward the baseline on the T wave's descent (which ends where
+                // the signal turns back, so a following P wave is never taken), then the first
+                // point where the slope has flattened to 5 % of it: independent of small
+                // baseline offsets.
+                let sign: Double = lead[peak] > base ? 1 : -1
+                var descentEnd = peak
+                while descentEnd + 1 < tWindow.upperBound, (lead[descentEnd + 1] - lead[descentEnd]) * sign <= 0 { descentEnd += 1 }
+                var steepest = peak, slope = 0.0
+                for i in peak..<descentEnd {
+                    let d = (lead[i + 1] - lead[i]) * sign
+                    if d < slope { slope = d; steepest = i }
+                }
+                var end = steepest
+                while end < descentEnd, (lead[end + 1] - lead[end]) * sign < 0.05 * slope { end += 1 }
+                if slope < 0 {
+                    let tEnd = Double(end) + 0.5
                     tEndSample = tEnd
                     let qt = ms(tEnd - Double(onset))
                     let rrSeconds = rrMean / 1000
                     result.qt = qt
                     result.qtcBazett = qt / rrSeconds.squareRoot()
                     result.qtcFridericia = qt / pow(rrSeconds, 1.0 / 3.0)
-                    let method = "return within 2 % of the T amplitude on \(record.leads[t].rawValue)'s median beat"
+                    let method = "T-wave slope flattening (5 %) on \(record.leads[t].rawValue)'s median beat"
                     result.findings.append(Finding(name: "QT interval", value: qt, unit: "ms", confidence: beatConfidence, leads: [record.leads[t]], beats: windowBeats, method: method))
                     result.findings.append(Finding(name: "QTc (Bazett)", value: result.qtcBazett!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / sqrt(RR)"))
                     result.findings.append(Finding(name: "QTc (Fridericia)", value: result.qtcFridericia!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / cbrt(RR)"))
