@@ -32,7 +32,7 @@ uniecg_status uniecg__meta_i64(const uniecg_model_file *file, const char *key, i
 
 uniecg_status uniecg__meta_int(const uniecg_model_file *file, const char *key, int32_t min, int32_t max, int32_t *out,
                                uniecg_error *error) {
-    int64_t v;
+    int64_t v = 0;
     uniecg_status s = uniecg__meta_i64(file, key, min, max, &v, error);
     if (!s) *out = (int32_t)v;
     return s;

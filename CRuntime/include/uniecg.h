@@ -405,7 +405,9 @@ int32_t uniecg_scheduler_steps(const uniecg_scheduler *scheduler);
 int32_t uniecg_scheduler_timestep(const uniecg_scheduler *scheduler, int32_t i);
 /* Step i: sample <- the update from the model output at that step. `noise` (sample_size
  * standard normals) is needed by DDPM (except the last step) and by DDIM with eta > 0. Steps
- * must be taken in order 0, 1, ... for the multistep solver. */
+ * must be taken in order 0, 1, ... for the multistep solver. A NaN or infinity in the model
+ * output, the sample or the noise fails with UNIECG_ERR_RANGE before anything is written.
+ * DPM-Solver++ needs steps < train_steps (linspace would repeat a timestep). */
 uniecg_status uniecg_scheduler_step(uniecg_scheduler *scheduler, int32_t i, const float *model_output, float *sample,
                                     const float *noise, uniecg_error *error);
 
@@ -413,6 +415,76 @@ uniecg_status uniecg_scheduler_step(uniecg_scheduler *scheduler, int32_t i, cons
  * * 2^-53, Box-Muller pairs z0 = sqrt(-2 ln(1 - u1)) cos(2 pi u2), z1 = ... sin(...), all in
  * double and rounded to float. The same seed gives the same numbers everywhere. */
 void uniecg_normal_noise(uint64_t seed, float *out, int64_t count);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokenizer                                                                                    */
+
+/* Byte-level and SentencePiece-style BPE tokenizers (Llama / Qwen2 family) read from a file's
+ * tokenizer.* metadata, giving the ids of Hugging Face `tokenizers`. Read-only once created:
+ * one tokenizer may encode and decode on several threads at once. */
+typedef struct uniecg_tokenizer uniecg_tokenizer;
+
+/* Fails with an error naming a missing or malformed tokenizer.* key, or an unsupported
+ * normalizer / pre-tokenizer / decoder type or regex construct. The tokenizer copies what it
+ * needs: `file` may be freed afterwards. */
+uniecg_status uniecg_tokenizer_create(const uniecg_model_file *file, uniecg_tokenizer **out, uniecg_error *error);
+void uniecg_tokenizer_free(uniecg_tokenizer *tok);
+
+typedef struct {
+    int32_t vocab_size;
+    int32_t bos_id, eos_id, unk_id, pad_id; /* -1 when the model has none                      */
+    bool add_bos, add_eos;                  /* what encode's add_special adds                   */
+    bool byte_level;                        /* tokenizer.model is "bpe-byte-level"              */
+} uniecg_tokenizer_info;
+
+void uniecg_tokenizer_get_info(const uniecg_tokenizer *tok, uniecg_tokenizer_info *out);
+int32_t uniecg_tokenizer_vocab_size(const uniecg_tokenizer *tok);
+/* True for the ids of special added tokens (<s>, <|im_start|>, ...). */
+bool uniecg_tokenizer_is_special(const uniecg_tokenizer *tok, int32_t id);
+/* The stored text of token `id` ("Ġthe", "▁the", "<0x0A>", "<|im_end|>"), for display; not
+ * NUL-terminated in general. Valid until the tokenizer is freed. */
+uniecg_status uniecg_tokenizer_token_text(const uniecg_tokenizer *tok, int32_t id, const char **out_text,
+                                          size_t *out_length);
+
+/* Encodes `length` bytes of UTF-8. add_special: prepend bos / append eos as the model's add_bos /
+ * add_eos say. parse_special: special added tokens written in the text ("<|im_start|>") become
+ * their ids; when false they are tokenized as plain text (non-special added tokens are always
+ * recognised, as in Hugging Face). Text that is not valid UTF-8 is refused with
+ * UNIECG_ERR_INVALID_ARGUMENT naming the byte offset (Hugging Face only accepts valid strings).
+ * *out_count always receives the number of ids; when it exceeds `capacity` the call fails with
+ * UNIECG_ERR_LIMIT (ids may be NULL with capacity 0 to ask for the count). */
+uniecg_status uniecg_tokenizer_encode(const uniecg_tokenizer *tok, const char *utf8, size_t length, bool add_special,
+                                      bool parse_special, int32_t *ids, size_t capacity, size_t *out_count,
+                                      uniecg_error *error);
+
+/* Decodes ids to UTF-8 exactly as Hugging Face's Tokenizer.decode (skip_special drops special
+ * added tokens). Writes a NUL-terminated string; *out_length receives its length without the
+ * NUL, and UNIECG_ERR_LIMIT means capacity < length + 1. An id outside the vocabulary is
+ * UNIECG_ERR_INVALID_ARGUMENT. */
+uniecg_status uniecg_tokenizer_decode(const uniecg_tokenizer *tok, const int32_t *ids, size_t count, bool skip_special,
+                                      char *text, size_t capacity, size_t *out_length, uniecg_error *error);
+
+/* Streaming decode, one token at a time, for generation. Each push returns the text that this
+ * token completes: only whole UTF-8 characters, never invalid UTF-8; bytes of a character split
+ * across tokens are held back until it is complete. Concatenating every push and the final
+ * flush gives exactly uniecg_tokenizer_decode of the same ids. Byte-fallback runs (<0xNN>
+ * tokens) are held until the run ends, because Hugging Face turns a whole run with any invalid
+ * byte into one U+FFFD per byte. The returned text is owned by the detokenizer, NUL-terminated,
+ * and valid until its next call. */
+typedef struct uniecg_detokenizer uniecg_detokenizer;
+
+/* `tok` must outlive the detokenizer. */
+uniecg_status uniecg_detokenizer_create(const uniecg_tokenizer *tok, bool skip_special, uniecg_detokenizer **out,
+                                        uniecg_error *error);
+void uniecg_detokenizer_free(uniecg_detokenizer *d);
+/* Forgets held bytes and starts a new text (the first-token rules apply again). */
+void uniecg_detokenizer_reset(uniecg_detokenizer *d);
+uniecg_status uniecg_detokenizer_push(uniecg_detokenizer *d, int32_t id, const char **out_text, size_t *out_length,
+                                      uniecg_error *error);
+/* Ends the text: emits what was held back (an incomplete character as U+FFFD, like Hugging
+ * Face) and resets, so the next push starts a new text. */
+uniecg_status uniecg_detokenizer_flush(uniecg_detokenizer *d, const char **out_text, size_t *out_length,
+                                       uniecg_error *error);
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,13 @@ static inline int32x4_t dot32_neon(const int8_t *a, const int8_t *b) {
 
 static int32_t group_dot_neon(const int8_t *a, const int8_t *b) { return vaddvq_s32(dot32_neon(a, b)); }
 
-#define DOTPROD_TARGET __attribute__((target("+dotprod")))
+/* GCC's arm_neon.h declares SDOT under arch=armv8.2-a+dotprod and refuses to inline it into a
+ * function that names only the extension; clang spells the extension alone. */
+#if defined(__clang__)
+#define DOTPROD_TARGET __attribute__((target("dotprod")))
+#else
+#define DOTPROD_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 
 DOTPROD_TARGET static inline int32x4_t dot32_sdot(const int8_t *a, const int8_t *b) {
     int32x4_t acc = vdotq_s32(vdupq_n_s32(0), vld1q_s8(a), vld1q_s8(b));

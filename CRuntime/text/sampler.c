@@ -6,7 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#ifdef __clang__ /* gcc ignores the pragma; the C test build passes -ffp-contract=off */
 #pragma STDC FP_CONTRACT OFF
+#endif
 
 struct uniecg_sampler {
     uniecg_sampler_params params;

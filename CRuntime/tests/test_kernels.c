@@ -1,0 +1,411 @@
+/* Numeric building blocks: half-precision conversions (exhaustive), q8 quantization (error
+ * bound, ties to even, refusals), every kernel variant this CPU supports against the portable
+ * one (integer dot products bit-exact), kernel selection and its override, the thread pool and
+ * the sampler's documented behaviour.
+ *
+ * UNIECG_EXPECT_KERNELS (set by run.sh under qemu, e.g. "portable,neon") names the exact set of
+ * variants the CPU must report, so a CPU model without SDOT is proven never to get it. */
+#include "testing.h"
+
+#include <math.h>
+
+static float f32_from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static uint32_t bits_of(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+/* ---- half precision ---- */
+
+static void half_precision(void) {
+    /* every f16 bit pattern survives f16 -> f32 -> f16; NaN stays NaN */
+    int exact = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = uniecg_f16_to_f32((uint16_t)h);
+        bool nan = (h & 0x7C00) == 0x7C00 && (h & 0x03FF);
+        if (nan) exact += isnan(f) && (uniecg_f32_to_f16(f) & 0x7C00) == 0x7C00 && (uniecg_f32_to_f16(f) & 0x03FF);
+        else exact += uniecg_f32_to_f16(f) == h;
+    }
+    CHECK_MSG(exact == 65536, "f16 round trip: %d of 65536 patterns", exact);
+    CHECK(uniecg_f16_to_f32(0x3C00) == 1.0f && uniecg_f16_to_f32(0xC000) == -2.0f);
+    CHECK(uniecg_f16_to_f32(0x0001) == 0x1p-24f && uniecg_f16_to_f32(0x7BFF) == 65504.0f);
+    CHECK(isinf(uniecg_f16_to_f32(0x7C00)) && signbit(uniecg_f16_to_f32(0x8000)));
+    CHECK(uniecg_f32_to_f16(65504.0f) == 0x7BFF);
+    CHECK(uniecg_f32_to_f16(65519.99f) == 0x7BFF); /* below the halfway point to 2^16 */
+    CHECK(uniecg_f32_to_f16(65520.0f) == 0x7C00);  /* the tie rounds to even: infinity */
+    CHECK(uniecg_f32_to_f16(1e10f) == 0x7C00 && uniecg_f32_to_f16(-1e10f) == 0xFC00);
+    CHECK(uniecg_f32_to_f16(0x1p-25f) == 0x0000);        /* tie between 0 and the smallest: even */
+    CHECK(uniecg_f32_to_f16(0x1.8p-24f) == 0x0002);      /* 1.5 ulp: tie, to even 2 */
+    CHECK(uniecg_f32_to_f16(0x1.000002p-25f) == 0x0001); /* just above the tie */
+    CHECK(uniecg_f32_to_f16(1.0f + 0x1p-11f) == 0x3C00); /* tie to even (down) */
+    CHECK(uniecg_f32_to_f16(1.0f + 0x3p-11f) == 0x3C02); /* tie to even (up) */
+    CHECK(uniecg_f32_to_f16(0x1.ffcp-15f) == 0x0400); /* halfway past the largest subnormal: even, a normal */
+    CHECK(uniecg_f32_to_f16(-0.0f) == 0x8000);
+    CHECK((uniecg_f32_to_f16(NAN) & 0x7C00) == 0x7C00 && (uniecg_f32_to_f16(NAN) & 0x03FF));
+
+    /* bf16: the top half of f32, rounded to nearest even */
+    int bf_exact = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = uniecg_bf16_to_f32((uint16_t)h);
+        if (bits_of(f) != h << 16) continue;
+        if (isnan(f)) bf_exact += isnan(uniecg_bf16_to_f32(uniecg_f32_to_bf16(f)));
+        else bf_exact += uniecg_f32_to_bf16(f) == h;
+    }
+    CHECK_MSG(bf_exact == 65536, "bf16 round trip: %d of 65536 patterns", bf_exact);
+    CHECK(uniecg_f32_to_bf16(1.0f) == 0x3F80);
+    CHECK(uniecg_f32_to_bf16(f32_from_bits(0x3F808000)) == 0x3F80); /* tie, even down */
+    CHECK(uniecg_f32_to_bf16(f32_from_bits(0x3F818000)) == 0x3F82); /* tie, even up */
+    CHECK(uniecg_f32_to_bf16(f32_from_bits(0x3F808001)) == 0x3F81);
+    CHECK(uniecg_f32_to_bf16(f32_from_bits(0x7F7FFFFF)) == 0x7F80); /* FLT_MAX rounds to infinity */
+    CHECK(isnan(uniecg_bf16_to_f32(uniecg_f32_to_bf16(f32_from_bits(0x7F800001))))); /* a NaN whose payload is low */
+}
+
+/* ---- q8 quantization ---- */
+
+/* Distance to the next f16 above |s| (the f16 rounding of a scale is within half of it). */
+static float f16_ulp(float s) {
+    uint16_t h = uniecg_f32_to_f16(s);
+    return uniecg_f16_to_f32((uint16_t)((h & 0x7FFF) + 1)) - uniecg_f16_to_f32(h & 0x7FFF);
+}
+
+static void quantization(void) {
+    enum { ROWS = 64, COLS = 256 };
+    static float x[ROWS * COLS], back[ROWS * COLS];
+    static uint8_t q[ROWS * COLS + ROWS * COLS / 16];
+    uniecg_error err = {0};
+    /* rows of very different magnitude, down to scales in the f16 subnormal range */
+    for (int r = 0; r < ROWS; r++) {
+        float magnitude = powf(10.0f, -6.0f + 9.0f * (float)r / (ROWS - 1));
+        for (int c = 0; c < COLS; c++) x[r * COLS + c] = test_uniform() * magnitude;
+    }
+    x[5] = 0.0f;
+    CHECK_STATUS(uniecg_quantize_q8(x, UNIECG_DTYPE_F32, ROWS, COLS, q, &err), UNIECG_OK, &err);
+    CHECK(uniecg_to_f32(q, UNIECG_DTYPE_Q8, ROWS * COLS, back) == UNIECG_OK);
+    int within = 0, groups = ROWS * COLS / 32;
+    double worst_ratio = 0;
+    for (int g = 0; g < groups; g++) {
+        float max_abs = 0;
+        for (int i = 0; i < 32; i++) max_abs = fmaxf(max_abs, fabsf(x[g * 32 + i]));
+        uint16_t scale_bits = (uint16_t)(q[ROWS * COLS + 2 * g] | q[ROWS * COLS + 2 * g + 1] << 8);
+        float s = uniecg_f16_to_f32(scale_bits);
+        /* ModelFormat.md §6.2: |x - q s| <= s/2 where nothing clamps; the f16 rounding of the
+         * scale adds at most 127 * ulp/2 at the clamp. */
+        float bound = 0.5f * s + 63.5f * f16_ulp(max_abs / 127.0f) + max_abs * 1e-6f;
+        bool ok = true;
+        for (int i = 0; i < 32; i++) {
+            float e = fabsf(x[g * 32 + i] - back[g * 32 + i]);
+            if (e > bound) ok = false;
+            if (s >= 0x1p-14f) worst_ratio = fmax(worst_ratio, e / s); /* normal scales */
+        }
+        within += ok;
+    }
+    CHECK_MSG(within == groups, "q8 error bound holds in %d of %d groups", within, groups);
+    printf("q8: bound holds in all %d groups (scales 1e-8..8); worst |error| / scale %.3f where the scale is an "
+           "f16 normal\n", groups, worst_ratio);
+
+    /* a group whose scale is exactly 1: x = 2.5 -> 2, 3.5 -> 4, -2.5 -> -2 (ties to even) */
+    float ties[32] = {127.0f, 2.5f, 3.5f, -2.5f, 0.5f, 1.5f, -126.5f};
+    int8_t expect[7] = {127, 2, 4, -2, 0, 2, -126};
+    uint8_t tq[34];
+    CHECK(uniecg_quantize_q8(ties, UNIECG_DTYPE_F32, 1, 32, tq, &err) == UNIECG_OK);
+    CHECK(tq[32] == 0x00 && tq[33] == 0x3C); /* scale 1.0 as f16, little-endian */
+    bool ties_ok = true;
+    for (int i = 0; i < 7; i++) ties_ok &= (int8_t)tq[i] == expect[i];
+    CHECK(ties_ok);
+
+    /* f16 and bf16 sources quantize like their f32 values */
+    uint16_t h[64], b[64];
+    float hf[64], bf[64];
+    for (int i = 0; i < 64; i++) {
+        h[i] = uniecg_f32_to_f16(test_uniform() * 3);
+        hf[i] = uniecg_f16_to_f32(h[i]);
+        b[i] = uniecg_f32_to_bf16(test_uniform() * 3);
+        bf[i] = uniecg_bf16_to_f32(b[i]);
+    }
+    uint8_t q1[68], q2[68];
+    CHECK(uniecg_quantize_q8(h, UNIECG_DTYPE_F16, 2, 32, q1, NULL) == UNIECG_OK &&
+          uniecg_quantize_q8(hf, UNIECG_DTYPE_F32, 2, 32, q2, NULL) == UNIECG_OK && memcmp(q1, q2, 68) == 0);
+    CHECK(uniecg_quantize_q8(b, UNIECG_DTYPE_BF16, 1, 64, q1, NULL) == UNIECG_OK &&
+          uniecg_quantize_q8(bf, UNIECG_DTYPE_F32, 1, 64, q2, NULL) == UNIECG_OK && memcmp(q1, q2, 68) == 0);
+
+    /* refusals */
+    float bad[32] = {0};
+    bad[3] = NAN;
+    CHECK(uniecg_quantize_q8(bad, UNIECG_DTYPE_F32, 1, 32, tq, &err) == UNIECG_ERR_RANGE && strstr(err.message, "3"));
+    bad[3] = INFINITY;
+    CHECK(uniecg_quantize_q8(bad, UNIECG_DTYPE_F32, 1, 32, tq, &err) == UNIECG_ERR_RANGE);
+    bad[3] = 1e8f; /* scale 787401 > 65504 */
+    CHECK(uniecg_quantize_q8(bad, UNIECG_DTYPE_F32, 1, 32, tq, &err) == UNIECG_ERR_RANGE &&
+          strstr(err.message, "f16"));
+    CHECK(uniecg_quantize_q8(x, UNIECG_DTYPE_F32, 1, 48, tq, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+    CHECK(uniecg_quantize_q8(x, UNIECG_DTYPE_Q8, 1, 32, tq, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+    uint64_t size;
+    CHECK(uniecg_dtype_payload_size(UNIECG_DTYPE_Q8, 48, &size) != UNIECG_OK);
+    CHECK(uniecg_dtype_payload_size(UNIECG_DTYPE_F32, UINT64_MAX / 2, &size) == UNIECG_ERR_LIMIT);
+    CHECK(uniecg_dtype_payload_size(UNIECG_DTYPE_BF16, 3, &size) == UNIECG_OK && size == 6);
+}
+
+/* ---- kernel variants ---- */
+
+static const uniecg_kernel_variant all_variants[] = {UNIECG_KERNELS_PORTABLE, UNIECG_KERNELS_AVX2, UNIECG_KERNELS_NEON,
+                                                     UNIECG_KERNELS_NEON_DOTPROD};
+
+static void selection(void) {
+    char supported[128] = "";
+    for (int i = 0; i < 4; i++)
+        if (uniecg_kernel_variant_supported(all_variants[i])) {
+            if (supported[0]) strcat(supported, ",");
+            strcat(supported, uniecg_kernel_variant_name(all_variants[i]));
+        }
+    printf("kernel variants on this CPU: %s\n", supported);
+    const char *expected = getenv("UNIECG_EXPECT_KERNELS");
+    if (expected) CHECK_MSG(strcmp(expected, supported) == 0, "supported '%s', expected '%s'", supported, expected);
+
+    uniecg_error err = {0};
+    uniecg_kernel_variant v;
+    /* every variant: named explicitly and through the override, it is granted exactly when the
+     * CPU supports it */
+    for (int i = 0; i < 4; i++) {
+        bool ok = uniecg_kernel_variant_supported(all_variants[i]);
+        CHECK(uniecg_kernel_variant_resolve(all_variants[i], &v, &err) == (ok ? UNIECG_OK : UNIECG_ERR_INVALID_ARGUMENT));
+        setenv("UNIECG_KERNELS", uniecg_kernel_variant_name(all_variants[i]), 1);
+        uniecg_status s = uniecg_kernel_variant_resolve(UNIECG_KERNELS_AUTO, &v, &err);
+        CHECK_MSG(ok ? s == UNIECG_OK && v == all_variants[i] : s == UNIECG_ERR_INVALID_ARGUMENT &&
+                                                                     strstr(err.message, "not supported"),
+                  "override %s: %s", uniecg_kernel_variant_name(all_variants[i]), err.message);
+    }
+    setenv("UNIECG_KERNELS", "turbo", 1);
+    CHECK(uniecg_kernel_variant_resolve(UNIECG_KERNELS_AUTO, &v, &err) == UNIECG_ERR_INVALID_ARGUMENT &&
+          strstr(err.message, "turbo"));
+    unsetenv("UNIECG_KERNELS");
+    CHECK(uniecg_kernel_variant_resolve(UNIECG_KERNELS_AUTO, &v, &err) == UNIECG_OK && uniecg_kernel_variant_supported(v) &&
+          v != UNIECG_KERNELS_AUTO);
+    CHECK(uniecg_kernel_variant_resolve((uniecg_kernel_variant)9, &v, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+    /* AUTO picks the fastest: never portable when a SIMD variant exists */
+    bool simd = false;
+    for (int i = 1; i < 4; i++) simd |= uniecg_kernel_variant_supported(all_variants[i]);
+    CHECK(simd == (v != UNIECG_KERNELS_PORTABLE));
+}
+
+static void variants_against_portable(void) {
+    /* integer dot products: bit-exact on random groups and on the extremes */
+    int8_t a[32], b[32];
+    for (int i = 0; i < 4; i++) {
+        uniecg_kernel_variant variant = all_variants[i];
+        if (!uniecg_kernel_variant_supported(variant) || variant == UNIECG_KERNELS_PORTABLE) continue;
+        int same = 0, trials = 20000;
+        for (int t = 0; t < trials; t++) {
+            for (int k = 0; k < 32; k++) {
+                int mode = t % 4;
+                a[k] = mode == 0 ? 127 : (int8_t)((int)(test_next() % 255) - 127);
+                b[k] = mode == 0 ? (k % 2 ? -127 : 127) : mode == 1 ? -127 : (int8_t)((int)(test_next() % 255) - 127);
+            }
+            same += uniecg_q8_group_dot(variant, a, b) == uniecg_q8_group_dot(UNIECG_KERNELS_PORTABLE, a, b);
+        }
+        CHECK_MSG(same == trials, "%s group dot: %d of %d bit-exact", uniecg_kernel_variant_name(variant), same, trials);
+        printf("%s: group dot bit-exact on %d random and extreme groups\n", uniecg_kernel_variant_name(variant), trials);
+    }
+    for (int k = 0; k < 32; k++) a[k] = b[k] = 127;
+    CHECK(uniecg_q8_group_dot(UNIECG_KERNELS_PORTABLE, a, b) == 32 * 127 * 127);
+
+    /* matrix-vector products: every variant within float rounding of the portable one, and the
+     * portable one within the activation-quantization bound of a double-precision product */
+    enum { ROWS = 37, COLS = 320 };
+    static float w[ROWS * COLS], wd[ROWS * COLS], x[COLS], y_ref[ROWS], y[ROWS];
+    static double magnitude[ROWS]; /* sum of |w x| over a row: the scale of its rounding error */
+    static uint8_t wq[ROWS * COLS + ROWS * COLS / 16];
+    for (int i = 0; i < ROWS * COLS; i++) w[i] = test_uniform();
+    for (int i = 0; i < COLS; i++) x[i] = test_uniform() * 4;
+    CHECK(uniecg_quantize_q8(w, UNIECG_DTYPE_F32, ROWS, COLS, wq, NULL) == UNIECG_OK);
+    CHECK(uniecg_to_f32(wq, UNIECG_DTYPE_Q8, ROWS * COLS, wd) == UNIECG_OK);
+    CHECK(uniecg_q8_matvec(UNIECG_KERNELS_PORTABLE, wq, ROWS, COLS, x, y_ref) == UNIECG_OK);
+    double worst = 0, norm = 0;
+    for (int r = 0; r < ROWS; r++) {
+        double exact = 0;
+        for (int c = 0; c < COLS; c++) {
+            exact += (double)wd[r * COLS + c] * x[c];
+            magnitude[r] += fabs((double)wd[r * COLS + c] * x[c]);
+        }
+        worst = fmax(worst, fabs(exact - y_ref[r]));
+        norm = fmax(norm, fabs(exact));
+    }
+    /* each activation is off by at most half its group's scale (max|x|/254 <= 4/254) */
+    CHECK_MSG(worst <= COLS * (4.0 / 254.0) * 1.0 * 0.5, "portable matvec error %g", worst);
+    printf("portable q8 matvec: max |error| %.4g vs the double product (max |y| %.3g)\n", worst, norm);
+    for (int i = 1; i < 4; i++) {
+        uniecg_kernel_variant variant = all_variants[i];
+        if (!uniecg_kernel_variant_supported(variant)) {
+            CHECK(uniecg_q8_matvec(variant, wq, ROWS, COLS, x, y) == UNIECG_ERR_INVALID_ARGUMENT);
+            continue;
+        }
+        CHECK(uniecg_q8_matvec(variant, wq, ROWS, COLS, x, y) == UNIECG_OK);
+        double diff = 0;
+        for (int r = 0; r < ROWS; r++) diff = fmax(diff, fabs((double)y[r] - y_ref[r]) / magnitude[r]);
+        CHECK_MSG(diff <= 1e-5, "%s matvec differs from portable by %g of sum |w x|", uniecg_kernel_variant_name(variant),
+                  diff);
+        printf("%s q8 matvec: max difference to portable %.3g of sum |w x|\n", uniecg_kernel_variant_name(variant), diff);
+    }
+    CHECK(uniecg_q8_matvec(UNIECG_KERNELS_PORTABLE, wq, ROWS, 48, x, y) == UNIECG_ERR_INVALID_ARGUMENT);
+    CHECK(uniecg_q8_matvec(UNIECG_KERNELS_PORTABLE, NULL, ROWS, COLS, x, y) == UNIECG_ERR_INVALID_ARGUMENT);
+}
+
+static void thread_pool(void) {
+    uniecg_thread_pool *pool = NULL;
+    uniecg_error err = {0};
+    CHECK(uniecg_physical_cores() >= 1);
+    CHECK_STATUS(uniecg_thread_pool_create(0, &pool, &err), UNIECG_OK, &err);
+    CHECK(pool && uniecg_thread_pool_size(pool) == uniecg_physical_cores());
+    uniecg_thread_pool_free(pool);
+    CHECK_STATUS(uniecg_thread_pool_create(3, &pool, &err), UNIECG_OK, &err);
+    CHECK(pool && uniecg_thread_pool_size(pool) == 3);
+    double bandwidth = 0;
+    CHECK(uniecg_measure_read_bandwidth(pool, 1 << 20, 2, &bandwidth) == UNIECG_OK && bandwidth > 0);
+    uniecg_thread_pool_free(pool);
+    CHECK(uniecg_thread_pool_create(-1, &pool, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+    uniecg_thread_pool_free(NULL);
+}
+
+/* ---- sampler ---- */
+
+static void sampler(void) {
+    enum { V = 50 };
+    float logits[V], work[V];
+    for (int i = 0; i < V; i++) logits[i] = (float)(i % 10) * 0.3f - (float)i * 0.01f;
+    uniecg_sampler *s = NULL;
+    uniecg_error err = {0};
+    uniecg_sampler_params p = uniecg_sampler_default_params();
+    CHECK(p.temperature == 0.8f && p.top_k == 40 && p.top_p == 0.95f && p.min_p == 0.05f &&
+          p.repetition_penalty == 1.1f && p.repetition_window == 64 && p.seed == 0);
+
+    /* greedy: the highest logit, the lowest id on ties */
+    p.temperature = 0;
+    p.repetition_penalty = 1;
+    CHECK_STATUS(uniecg_sampler_create(p, V, &s, &err), UNIECG_OK, &err);
+    int32_t token = -1;
+    memcpy(work, logits, sizeof work);
+    CHECK(uniecg_sampler_sample(s, work, &token) == UNIECG_OK && token == 9);
+    for (int i = 0; i < V; i++) work[i] = 1.0f;
+    CHECK(uniecg_sampler_sample(s, work, &token) == UNIECG_OK && token == 0);
+    work[7] = NAN;
+    CHECK(uniecg_sampler_sample(s, work, &token) == UNIECG_ERR_RANGE);
+    uniecg_sampler_free(s);
+
+    /* repetition penalty: a repeated leader loses to the runner-up */
+    p.repetition_penalty = 2.0f;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_OK);
+    uniecg_sampler_accept(s, 9);
+    memcpy(work, logits, sizeof work);
+    CHECK(uniecg_sampler_sample(s, work, &token) == UNIECG_OK && token == 19);
+    CHECK(fabsf(work[9] - logits[9] / 2) < 1e-6f);
+    uniecg_sampler_reset(s);
+    memcpy(work, logits, sizeof work);
+    CHECK(uniecg_sampler_sample(s, work, &token) == UNIECG_OK && token == 9);
+    uniecg_sampler_free(s);
+
+    /* seeded draws: the same seed gives the same tokens; reset starts again; another seed differs */
+    p = uniecg_sampler_default_params();
+    p.repetition_penalty = 1.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    p.temperature = 1.0f;
+    p.seed = 1234;
+    uniecg_sampler *s2 = NULL;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_OK && uniecg_sampler_create(p, V, &s2, &err) == UNIECG_OK);
+    int32_t first[200];
+    int same = 0;
+    for (int i = 0; i < 200; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &first[i]);
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s2, work, &token);
+        same += token == first[i];
+    }
+    CHECK(same == 200);
+    uniecg_sampler_reset(s);
+    same = 0;
+    for (int i = 0; i < 200; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &token);
+        same += token == first[i];
+    }
+    CHECK(same == 200);
+    uniecg_sampler_free(s2);
+
+    /* the draws follow softmax(logits / T): chi-square over 20000 draws against the exact
+     * probabilities (49 degrees of freedom; 99.99 % quantile about 95) */
+    enum { DRAWS = 20000 };
+    int counts[V] = {0};
+    for (int i = 0; i < DRAWS; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &token);
+        counts[token]++;
+    }
+    double z = 0, probs[V], chi2 = 0;
+    for (int i = 0; i < V; i++) z += exp(logits[i]);
+    for (int i = 0; i < V; i++) {
+        probs[i] = exp(logits[i]) / z;
+        double e = probs[i] * DRAWS;
+        chi2 += (counts[i] - e) * (counts[i] - e) / e;
+    }
+    CHECK_MSG(chi2 < 95, "chi-square %.1f", chi2);
+    printf("sampler: chi-square %.1f over %d draws (49 dof)\n", chi2, DRAWS);
+    uniecg_sampler_free(s);
+
+    /* top-k 3 draws only the three best ids; top-p 0.3 only the smallest set holding 30 %;
+     * min-p 0.9 only ids within 90 % of the best's probability */
+    p.top_k = 3;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_OK);
+    bool only_top3 = true;
+    for (int i = 0; i < 500; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &token);
+        only_top3 &= token == 9 || token == 19 || token == 29;
+    }
+    CHECK(only_top3);
+    uniecg_sampler_free(s);
+    p.top_k = 0;
+    p.top_p = 0.1f;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_OK);
+    /* probabilities of 9, 19, 29, 39 are ~0.092, 0.083, 0.075, 0.068: a 10 % nucleus needs two */
+    bool nucleus = true;
+    for (int i = 0; i < 500; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &token);
+        nucleus &= token == 9 || token == 19;
+    }
+    CHECK(nucleus);
+    uniecg_sampler_free(s);
+    p.top_p = 1.0f;
+    p.min_p = 0.95f;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_OK);
+    bool min_p_only_best = true;
+    for (int i = 0; i < 200; i++) {
+        memcpy(work, logits, sizeof work);
+        uniecg_sampler_sample(s, work, &token);
+        min_p_only_best &= token == 9;
+    }
+    CHECK(min_p_only_best);
+    uniecg_sampler_free(s);
+
+    p = uniecg_sampler_default_params();
+    p.temperature = -1;
+    CHECK(uniecg_sampler_create(p, V, &s, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+    p = uniecg_sampler_default_params();
+    CHECK(uniecg_sampler_create(p, 0, &s, &err) == UNIECG_ERR_INVALID_ARGUMENT);
+}
+
+int main(void) {
+    half_precision();
+    quantization();
+    selection();
+    variants_against_portable();
+    thread_pool();
+    sampler();
+    return test_summary();
+}

@@ -1,0 +1,93 @@
+/* A minimal test harness for the plain-C test programs: checks count passes and failures,
+ * failures print where they happened, and the last line of every program is
+ * "N passed, M failed" (exit status 1 on any failure). */
+#ifndef UNIECG_TESTING_H
+#define UNIECG_TESTING_H
+
+#define _POSIX_C_SOURCE 200809L
+#include "uniecg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int test_passed, test_failed;
+
+/* Line-buffered output, so a test that hangs or crashes still shows how far it got. */
+__attribute__((constructor)) static void test_line_buffering(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
+static void test_fail(const char *file, int line, const char *format, ...) __attribute__((format(printf, 3, 4)));
+static void test_fail(const char *file, int line, const char *format, ...) {
+    test_failed++;
+    if (test_failed > 60) return; /* the count still tells how many */
+    va_list args;
+    va_start(args, format);
+    printf("FAIL %s:%d: ", file, line);
+    vprintf(format, args);
+    printf("\n");
+    va_end(args);
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) test_passed++;                                                                   \
+        else test_fail(__FILE__, __LINE__, "%s", #cond);                                           \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (cond) test_passed++;                                                                   \
+        else test_fail(__FILE__, __LINE__, __VA_ARGS__);                                           \
+    } while (0)
+
+/* A status check that prints the status and the error message on failure; `error` is a
+ * uniecg_error pointer (never NULL). */
+#define CHECK_STATUS(expr, expected, error)                                                        \
+    do {                                                                                           \
+        uniecg_status got_ = (expr);                                                               \
+        if (got_ == (expected)) test_passed++;                                                     \
+        else test_fail(__FILE__, __LINE__, "%s: got %s, expected %s (%s)", #expr,                  \
+                       uniecg_status_string(got_), uniecg_status_string(expected),                 \
+                       (error)->message);                        \
+    } while (0)
+
+static int test_summary(void) {
+    printf("%d passed, %d failed\n", test_passed, test_failed);
+    return test_failed ? 1 : 0;
+}
+
+/* A fresh directory for the program's files, removed by test_cleanup_dir. */
+static char test_dir[256];
+
+__attribute__((unused)) static const char *test_make_dir(const char *prefix) {
+    const char *base = getenv("TMPDIR");
+    snprintf(test_dir, sizeof test_dir, "%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix);
+    if (!mkdtemp(test_dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    return test_dir;
+}
+
+__attribute__((unused)) static void test_path(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", test_dir, name); }
+
+__attribute__((unused)) static void test_cleanup_dir(void) {
+    char command[400];
+    snprintf(command, sizeof command, "rm -rf '%s'", test_dir);
+    if (system(command) != 0) printf("note: could not remove %s\n", test_dir);
+}
+
+/* xoshiro-free deterministic test data: splitmix64. */
+static uint64_t test_rng_state = 0x9E3779B97F4A7C15ull;
+__attribute__((unused)) static uint64_t test_next(void) {
+    uint64_t z = (test_rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [-1, 1). */
+__attribute__((unused)) static float test_uniform(void) { return (float)((double)(test_next() >> 11) * 0x1.0p-52 - 1.0); }
+
+#endif
