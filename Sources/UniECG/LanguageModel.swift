@@ -1,10 +1,11 @@
 import CUniECG
 import Foundation
+import Synchronization
 
 /// A Llama / Qwen2-family text decoder running in the C core from a .uecg file.
 ///
-/// Not thread-safe: one evaluation at a time (the KV cache is state). Streams generated text
-/// through `generate(prompt:options:)` once a tokenizer is available.
+/// One evaluation at a time (the KV cache is state); `generate(prompt:options:)` streams text
+/// when the file carries a tokenizer.
 public final class LanguageModel: @unchecked Sendable {
     public struct Options: Sendable {
         /// KV cache positions; 0 = the model's context length, capped at 4096.
@@ -25,6 +26,10 @@ public final class LanguageModel: @unchecked Sendable {
     public let contextLength: Int
     public let threads: Int
     public let kernels: KernelVariant
+    /// The file's tokenizer; nil for a file without tokenizer.* metadata.
+    public let tokenizer: Tokenizer?
+    let cancelFlag = CancelFlag()
+    let generationLock = Mutex(false)
 
     public convenience init(path: String, options: Options = Options()) throws(UniECGError) {
         try self.init(file: ModelFile(path: path), options: options)
@@ -37,6 +42,9 @@ public final class LanguageModel: @unchecked Sendable {
         params.n_threads = Int32(clamping: options.threads)
         params.batch_size = Int32(clamping: options.batchSize)
         params.kernels = options.kernels.c
+        // The decoder polls this between layers, so a cancelled generation stops quickly.
+        params.abort_callback = { flag in Unmanaged<CancelFlag>.fromOpaque(flag!).takeUnretainedValue().isSet }
+        params.abort_user_data = Unmanaged.passUnretained(cancelFlag).toOpaque()
         var created: OpaquePointer?
         try check { uniecg_lm_create(file.handle, params, &created, $0) }
         handle = created!
@@ -47,6 +55,7 @@ public final class LanguageModel: @unchecked Sendable {
         contextLength = Int(info.context_length)
         threads = Int(info.n_threads)
         kernels = KernelVariant(info.kernels)
+        tokenizer = file.metadata("tokenizer.model") == nil ? nil : try Tokenizer(file: file)
     }
 
     deinit { uniecg_lm_free(handle) }

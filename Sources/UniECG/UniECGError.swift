@@ -15,6 +15,8 @@ public enum UniECGError: Error, Equatable, Sendable, CustomStringConvertible {
     case limit(String)
     case range(String)
     case state(String)
+    /// The caller stopped the work (a cancelled task or stream).
+    case cancelled(String)
 
     init(status: uniecg_status, message: String) {
         let text = message.isEmpty ? String(cString: uniecg_status_string(status)) : message
@@ -30,6 +32,7 @@ public enum UniECGError: Error, Equatable, Sendable, CustomStringConvertible {
         case UNIECG_ERR_LIMIT: self = .limit(text)
         case UNIECG_ERR_RANGE: self = .range(text)
         case UNIECG_ERR_STATE: self = .state(text)
+        case UNIECG_ERR_CANCELLED: self = .cancelled(text)
         default: self = .invalidArgument(text)
         }
     }
@@ -47,7 +50,7 @@ public enum UniECGError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .invalidArgument(let m), .io(let m), .format(let m), .version(let m), .checksum(let m),
              .compression(let m), .outOfMemory(let m), .notFound(let m), .type(let m), .limit(let m),
-             .range(let m), .state(let m):
+             .range(let m), .state(let m), .cancelled(let m):
             return m
         }
     }

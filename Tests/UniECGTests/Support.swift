@@ -47,7 +47,7 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-final class TemporaryDirectory {
+final class TemporaryDirectory: Sendable {
     let url: URL
     init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("uniecg-tests-\(UUID().uuidString)")
