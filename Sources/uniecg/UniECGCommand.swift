@@ -7,6 +7,7 @@ struct UniECGCommand: ParsableCommand {
         commandName: "uniecg",
         abstract: "UniECG — an offline ECG teaching engine. \(UniECGVersion.notice)",
         version: UniECGVersion.string,
-        subcommands: [InspectCommand.self, CompleteCommand.self, LogitsCommand.self, BenchCommand.self, PlotCommand.self, MeasureCommand.self]
+        subcommands: [InspectCommand.self, CompleteCommand.self, LogitsCommand.self, BenchCommand.self, PlotCommand.self,
+                      RecordCommand.self, MeasureCommand.self]
     )
 }

@@ -42,3 +42,24 @@ public enum RecordFile {
         return WFDB.ReadResult(record: try ECGRecord(leads: leads, signals: signals, sampleRate: sampleRate), warnings: [])
     }
 }
+
+extension RecordFile {
+    /// Writes `base.hea` + `base.dat` (WFDB format 16), `base.csv` and `base.svg` (ECG paper),
+    /// the set every command that produces a record writes. `base` is a path without extension;
+    /// its directory must exist. Returns the paths written.
+    @discardableResult
+    public static func writeAll(_ record: ECGRecord, base: String, title: String) throws -> [String] {
+        let url = URL(fileURLWithPath: base)
+        let directory = url.deletingLastPathComponent(), name = url.lastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ECGRecordError.unreadable("output directory '\(directory.path)' does not exist")
+        }
+        try WFDB.write(record, name: name, directory: directory)
+        let csv = directory.appendingPathComponent("\(name).csv").path
+        let svg = directory.appendingPathComponent("\(name).svg").path
+        try ECGCSV.write(record).write(toFile: csv, atomically: true, encoding: .utf8)
+        try ECGPaper.svg(record, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
+        return ["hea", "dat"].map { directory.appendingPathComponent("\(name).\($0)").path } + [csv, svg]
+    }
+}
