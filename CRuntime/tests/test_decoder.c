@@ -69,26 +69,9 @@ static uniecg_thread_pool *pool1, *pool2;
 static char fixtures[1024];
 
 static bool find_fixtures(void) {
-    const char *env = getenv("UNIECG_FIXTURES");
-    char candidates[6][1024];
-    int n = 0;
-    if (env) snprintf(candidates[n++], sizeof candidates[0], "%.1000s/decoder", env);
-    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/decoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/decoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/decoder");
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    if (slash)
-        snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/decoder", (int)(slash - file), file);
-    for (int i = 0; i < n; i++) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%.1000s/%s/tokens.txt", candidates[i], fixtures_table[0].name);
-        if (access(probe, R_OK) == 0) {
-            snprintf(fixtures, sizeof fixtures, "%.1000s", candidates[i]);
-            return true;
-        }
-    }
-    return false;
+    char probe[300];
+    snprintf(probe, sizeof probe, "%s/tokens.txt", fixtures_table[0].name);
+    return test_find_fixtures("decoder", probe, fixtures, sizeof fixtures);
 }
 
 static void fixture_path(char *out, size_t size, const char *name, const char *file) {

@@ -34,27 +34,7 @@
 static char fixtures[1024];
 
 static bool find_fixtures(void) {
-    const char *env = getenv("UNIECG_FIXTURES");
-    char candidates[6][1024];
-    int n = 0;
-    if (env) snprintf(candidates[n++], sizeof candidates[0], "%.1000s/diffusion_ops", env);
-    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/diffusion_ops");
-    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/diffusion_ops");
-    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/diffusion_ops");
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    if (slash)
-        snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/diffusion_ops", (int)(slash - file),
-                 file);
-    for (int i = 0; i < n; i++) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%.1000s/manifest.txt", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(fixtures, sizeof fixtures, "%.1000s", candidates[i]);
-            return true;
-        }
-    }
-    return false;
+    return test_find_fixtures("diffusion_ops", "manifest.txt", fixtures, sizeof fixtures);
 }
 
 static unsigned char *read_file(const char *name, size_t *length) {

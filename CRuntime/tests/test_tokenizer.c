@@ -8,8 +8,7 @@
  *
  * Fixtures: $UNIECG_FIXTURES/tokenizer when set, else found from the working directory or from
  * this file's path. Last output line: "N passed, M failed"; exit status 1 on any failure. */
-#define _POSIX_C_SOURCE 200809L
-#include "uniecg.h"
+#include "testing.h" /* test_find_fixtures; this program keeps its own pass/fail counters */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,25 +44,7 @@ static void check(bool ok, const char *what) {
 static char fixtures[1024];
 
 static bool find_fixtures(void) {
-    const char *env = getenv("UNIECG_FIXTURES");
-    char candidates[6][1024];
-    int n = 0;
-    if (env) snprintf(candidates[n++], sizeof candidates[0], "%s/tokenizer", env);
-    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/tokenizer");
-    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/tokenizer");
-    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/tokenizer");
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    if (slash) snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/tokenizer", (int)(slash - file), file);
-    for (int i = 0; i < n; i++) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%.1000s/tiny-qwen2.meta.txt", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(fixtures, sizeof fixtures, "%.1000s", candidates[i]);
-            return true;
-        }
-    }
-    return false;
+    return test_find_fixtures("tokenizer", "tiny-qwen2.meta.txt", fixtures, sizeof fixtures);
 }
 
 static char *read_file(const char *name, size_t *length) {

@@ -19,7 +19,7 @@ static int test_passed, test_failed;
 __attribute__((constructor)) static void test_line_buffering(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 static void test_fail(const char *file, int line, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static void test_fail(const char *file, int line, const char *format, ...) {
+__attribute__((unused)) static void test_fail(const char *file, int line, const char *format, ...) {
     test_failed++;
     if (test_failed > 60) return; /* the count still tells how many */
     va_list args;
@@ -53,9 +53,36 @@ static void test_fail(const char *file, int line, const char *format, ...) {
                        (error)->message);                        \
     } while (0)
 
-static int test_summary(void) {
+__attribute__((unused)) static int test_summary(void) {
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;
+}
+
+/* Finds Tests/Fixtures/<subdir> as a directory holding `probe`: $UNIECG_FIXTURES/<subdir> when
+ * set, else relative to the working directory (the repository root, CRuntime or
+ * CRuntime/tests) or to this header's own path. Writes it to `out`; false when not found. */
+__attribute__((unused)) static bool test_find_fixtures(const char *subdir, const char *probe, char *out,
+                                                       size_t size) {
+    const char *env = getenv("UNIECG_FIXTURES");
+    char candidates[5][1024];
+    int n = 0;
+    if (env) snprintf(candidates[n++], sizeof candidates[0], "%.900s/%.100s", env, subdir);
+    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/%.100s", subdir);
+    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/%.100s", subdir);
+    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/%.100s", subdir);
+    const char *slash = strrchr(__FILE__, '/');
+    if (slash)
+        snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/%.100s", (int)(slash - __FILE__ > 800 ? 800 : slash - __FILE__),
+                 __FILE__, subdir);
+    for (int i = 0; i < n; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%.1000s/%.150s", candidates[i], probe);
+        if (access(path, R_OK) == 0) {
+            snprintf(out, size, "%.1000s", candidates[i]);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* A fresh directory for the program's files, removed by test_cleanup_dir. */
