@@ -2,9 +2,10 @@ import CUniECG
 import Foundation
 import UniECG
 
-/// Converts a Hugging Face Llama / Qwen2 model directory into one .uecg file, tensor by tensor:
-/// each source tensor is read from the mapped safetensors file, converted, written, and its
-/// pages released, so peak memory stays near the largest single tensor.
+/// Converts a source directory (a Hugging Face Llama / Qwen2 model, and the other components
+/// the exporters know) into one .uecg file, tensor by tensor: each source tensor is read from
+/// the mapped safetensors file, converted, written, and its pages released, so peak memory
+/// stays near the largest single tensor.
 public struct Converter {
     public enum WeightFormat: String, Sendable, CaseIterable {
         /// 2-D weight matrices become q8 (when their input dimension is a multiple of 32).
@@ -47,70 +48,62 @@ public struct Converter {
         self.options = options
     }
 
+    /// Every kind of component the converter knows, tried in this order on the source
+    /// directory; each returns nil when the directory does not hold its files. A new component
+    /// (encoder, U-Net, VAE, ...) adds its exporter here.
+    static let exporters: [@Sendable (String) throws -> ComponentPlan?] = [
+        { try DecoderExport.plan(directory: $0) },
+    ]
+
     public func convert(to output: String, progress: (Progress) -> Void = { _ in }) throws -> Summary {
         let start = Date()
-        let configPath = directory + "/config.json"
-        guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw ConversionError("'\(configPath)' is missing")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ConversionError("'\(directory)' is not a directory (a model directory holds config.json and its weights)")
         }
-        let config = try DecoderConfig(configJSON: configData, source: configPath)
-        let archive = try SafeTensorsArchive(directory: directory)
-        let tokenizer = try TokenizerExport(directory: directory)
-        guard tokenizer.vocabularySize <= config.vocabSize else {
-            throw ConversionError("tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(config.vocabSize)")
+        let components = try Self.exporters.compactMap { try $0(directory) }
+        guard !components.isEmpty else {
+            throw ConversionError("'\(directory)' holds no model this converter knows: expected config.json of a Llama or Qwen2 model (see uniecg-convert --help)")
         }
-        let qkvBias = archive.tensor("model.layers.0.self_attn.q_proj.bias") != nil
-        let plan = config.tensorPlan(qkvBias: qkvBias)
-
-        // Every source tensor must be used (or be a known duplicate), so nothing is silently lost.
-        let planned = Set(plan.map(\.source))
-        let ignorable = { (name: String) in
-            name.hasSuffix("rotary_emb.inv_freq") || (config.tiedEmbeddings && name == "lm_head.weight")
-        }
-        let unknown = archive.tensorNames.filter { !planned.contains($0) && !ignorable($0) }
-        guard unknown.isEmpty else {
-            throw ConversionError("source tensors with no place in the format: \(unknown.prefix(5).joined(separator: ", "))\(unknown.count > 5 ? ", …" : "")")
-        }
-        var sources: [(SafeTensorsFile, SourceTensor, String)] = []
-        for entry in plan {
-            guard let (file, tensor) = archive.tensor(entry.source) else {
-                throw ConversionError("tensor '\(entry.source)' is missing from the safetensors files")
+        var targets = Set<String>()
+        for component in components {
+            for t in component.tensors where !targets.insert(t.target).inserted {
+                throw ConversionError("two components write the tensor '\(t.target)'")
             }
-            guard tensor.shape == entry.shape else {
-                throw ConversionError("tensor '\(entry.source)' has shape \(tensor.shape), config.json implies \(entry.shape)")
-            }
-            sources.append((file, tensor, entry.target))
         }
+        let architecture = components.count == 1 ? components[0].architecture : "uniecg"
 
         let writer = try ModelWriter(path: output, zstdLevel: options.zstdLevel)
-        try writer.set("general.architecture", .string(config.architecture))
+        try writer.set("general.architecture", .string(architecture))
         try writer.set("general.name", .string(options.name ?? URL(fileURLWithPath: directory).lastPathComponent))
-        try writer.set("general.source", .string("Hugging Face directory '\(URL(fileURLWithPath: directory).lastPathComponent)'"))
+        try writer.set("general.source", .string("directory '\(URL(fileURLWithPath: directory).lastPathComponent)'"))
         try writer.set("general.converter", .string("uniecg-convert \(UniECGVersion.string) (quantization \(options.weights.rawValue))"))
         try writer.set("general.intended_use", .string(Self.intendedUse))
-        for (key, value) in config.metadata(qkvBias: qkvBias) { try writer.set(key, value) }
-        for (key, value) in tokenizer.entries { try writer.set(key, value) }
+        for component in components {
+            for (key, value) in component.metadata { try writer.set(key, value) }
+        }
 
-        let total = sources.reduce(0) { $0 + $1.1.end - $1.1.begin }
+        let sources = components.flatMap(\.tensors)
+        let total = sources.reduce(0) { $0 + $1.tensor.end - $1.tensor.begin }
         var done = 0, parameters = 0, rawBytes = 0
-        for (index, (file, tensor, target)) in sources.enumerated() {
-            progress(Progress(tensorIndex: index, tensorCount: sources.count, tensorName: target, bytesDone: done, bytesTotal: total))
-            let info = try convertTensor(tensor, from: file, as: target, into: writer)
-            file.release(tensor)
-            done += tensor.end - tensor.begin
-            parameters += tensor.elementCount
+        for (index, planned) in sources.enumerated() {
+            progress(Progress(tensorIndex: index, tensorCount: sources.count, tensorName: planned.target, bytesDone: done, bytesTotal: total))
+            let info = try convertTensor(planned, into: writer)
+            planned.file.release(planned.tensor)
+            done += planned.tensor.end - planned.tensor.begin
+            parameters += planned.tensor.elementCount
             rawBytes += Int(info.rawSize)
         }
         progress(Progress(tensorIndex: sources.count, tensorCount: sources.count, tensorName: "", bytesDone: total, bytesTotal: total))
         try writer.finish()
         let outputBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(tensors: sources.count, parameters: parameters, sourceBytes: total, rawBytes: rawBytes,
-                       outputBytes: outputBytes, seconds: Date().timeIntervalSince(start), architecture: config.architecture)
+                       outputBytes: outputBytes, seconds: Date().timeIntervalSince(start), architecture: architecture)
     }
 
-    private func convertTensor(_ tensor: SourceTensor, from file: SafeTensorsFile, as target: String,
-                               into writer: ModelWriter) throws -> TensorInfo {
-        let source = file.bytes(of: tensor)
+    private func convertTensor(_ planned: PlannedTensor, into writer: ModelWriter) throws -> TensorInfo {
+        let tensor = planned.tensor, target = planned.target
+        let source = planned.file.bytes(of: tensor)
         let dtype: DType = switch tensor.dtype { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 }
         let width = dtype == .f32 ? 4 : 2
         // The C core reads elements through typed pointers: give it aligned bytes.
@@ -125,16 +118,59 @@ public struct Converter {
         }
         defer { copy?.deallocate() }
 
-        let isMatrix = tensor.shape.count == 2
-        if isMatrix && options.weights == .q8 && tensor.shape[1] % 32 == 0 {
-            let q8 = try Quantization.quantizeQ8(aligned, dtype: dtype, rows: tensor.shape[0], cols: tensor.shape[1])
-            return try q8.withUnsafeBytes { try writer.addTensor(name: target, dtype: .q8, shape: tensor.shape, bytes: $0) }
+        // q8 works on rows: a weight of shape (out, a, b, ...) is quantized as `out` rows of
+        // a*b*... values (a convolution's (out, in, k) flattens the way the C ops read it).
+        let shape = planned.shape ?? tensor.shape
+        let rowLength = shape.dropFirst().reduce(1, *)
+        if planned.kind == .matrix && options.weights == .q8 && shape.count >= 2 && rowLength % 32 == 0 {
+            let q8 = try Quantization.quantizeQ8(aligned, dtype: dtype, rows: shape[0], cols: rowLength)
+            return try q8.withUnsafeBytes { try writer.addTensor(name: target, dtype: .q8, shape: shape, bytes: $0) }
         }
-        if isMatrix || dtype == .f32 { // matrices keep their dtype; f32 vectors are already f32
-            return try writer.addTensor(name: target, dtype: dtype, shape: tensor.shape, bytes: aligned)
+        if planned.kind == .matrix || dtype == .f32 { // matrices keep their dtype; f32 vectors are already f32
+            return try writer.addTensor(name: target, dtype: dtype, shape: shape, bytes: aligned)
         }
         // Norm weights and biases: f32 (a lossless widening of f16/bf16).
         let floats = Quantization.floats(aligned, dtype: dtype, count: tensor.elementCount)
-        return try floats.withUnsafeBytes { try writer.addTensor(name: target, dtype: .f32, shape: tensor.shape, bytes: $0) }
+        return try floats.withUnsafeBytes { try writer.addTensor(name: target, dtype: .f32, shape: shape, bytes: $0) }
+    }
+}
+
+/// What one component contributes to the file: its metadata and its tensors, mapped from source
+/// names to the format's names (ModelFormat.md).
+public struct ComponentPlan {
+    /// general.architecture when this is the file's only component ("llama", "qwen2", ...).
+    public var architecture: String
+    public var metadata: [(String, MetadataValue)]
+    public var tensors: [PlannedTensor]
+
+    public init(architecture: String, metadata: [(String, MetadataValue)], tensors: [PlannedTensor]) {
+        self.architecture = architecture
+        self.metadata = metadata
+        self.tensors = tensors
+    }
+}
+
+public struct PlannedTensor {
+    public enum Kind: Sendable {
+        /// A weight matrix (or convolution kernel, quantized by output rows): q8 under --quant q8
+        /// when its row length is a multiple of 32, else the source dtype.
+        case matrix
+        /// Norms, biases, embeddings of positions and the like: always f32.
+        case vector
+    }
+    public let file: SafeTensorsFile
+    public let tensor: SourceTensor
+    public let target: String
+    public let kind: Kind
+    /// The stored shape when it differs from the source's (same element count), else nil.
+    public let shape: [Int]?
+
+    public init(file: SafeTensorsFile, tensor: SourceTensor, target: String, kind: Kind, shape: [Int]? = nil) {
+        precondition(shape == nil || shape!.reduce(1, *) == tensor.elementCount, "a reshape must keep the element count")
+        self.file = file
+        self.tensor = tensor
+        self.target = target
+        self.kind = kind
+        self.shape = shape
     }
 }
