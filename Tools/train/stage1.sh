@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Stage 1 of the bundled teaching model (issue 7): data -> VAE -> latent U-Net -> export -> eval.
+# Every step resumes: run the script again after an interruption and it continues where it
+# stopped (data shards that exist are kept; training resumes from its checkpoint, and the
+# --max-minutes budgets count all sessions of a run). Synthetic data only.
+#
+#   Tools/train/stage1.sh WORKDIR            # the proposed budget (README, "Stage 1: diffusion")
+#   COUNT=2000 VAE_STEPS=600 VAE_MIN=6 UNET_STEPS=700 UNET_MIN=8 Tools/train/stage1.sh /tmp/smoke
+#
+# One thread per process (on a shared 2-core machine two threads were 15-30x slower than one);
+# stage 2 can use the other core at the same time.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=${1:?usage: stage1.sh WORKDIR}
+py=${PYTHON:-/opt/uniecg-venv/bin/python}
+seed=${SEED:-1}
+mkdir -p "$work"
+
+"$py" "$here/diffusion_data.py" --out "$work/data" --count "${COUNT:-12000}" --seed "$seed" \
+    --objectives "${OBJECTIVES:-2}" --shard-size 500 --jobs "${JOBS:-2}"
+"$py" "$here/train_diffusion.py" vae --data "$work/data" --run "$work/run" --seed "$seed" \
+    --steps "${VAE_STEPS:-3000}" --max-minutes "${VAE_MIN:-15}" --batch 16 --threads 1 --save-every 500
+"$py" "$here/train_diffusion.py" unet --data "$work/data" --run "$work/run" --seed "$seed" \
+    --steps "${UNET_STEPS:-5500}" --max-minutes "${UNET_MIN:-35}" --batch 64 --threads 1 --save-every 500
+"$py" "$here/export_diffusion.py" --run "$work/run" --out "$work/export"
+"$py" "$here/eval_diffusion.py" --model "$work/export" --per-condition "${EVAL_N:-8}" --steps 25 \
+    | tee "$work/eval.txt"
