@@ -25,6 +25,15 @@ typedef struct {
     /* f32 helpers for attention: sum a[i]*b[i], and y[i] += alpha * x[i] */
     float (*f32_dot)(const float *a, const float *b, int64_t n);
     void (*f32_axpy)(float *y, float alpha, const float *x, int64_t n);
+    /* optional: a[i] = SiLU(a[i]) * b[i]; NULL means the caller's reference loop (portable,
+     * whose bits are fixed) */
+    void (*silu_mul)(float *a, const float *b, int64_t n);
+    /* optional: attention of `heads` (at most 256) query heads sharing one KV head over `count`
+     * cached positions: query h at q + h * head_dim, key p at k + p * stride, value p at
+     * v + p * stride, head_dim a multiple of 8; out + h * head_dim = softmax(scale * q.k) @ v.
+     * `scores` is scratch for heads * count floats. NULL means the caller's reference loop. */
+    void (*attend)(const float *q, int64_t heads, const float *k, const float *v, int64_t stride, int64_t count,
+                   int64_t head_dim, float scale, float *scores, float *out);
 } uniecg_kernels;
 
 /* The table of a concrete, supported variant (not AUTO). */
@@ -44,8 +53,10 @@ extern const uniecg_kernels uniecg__kernels_neon;
 extern const uniecg_kernels uniecg__kernels_neon_dotprod;
 #endif
 
-/* Thread pool: runs fn(ctx, i, n) for i in [0, n) on the pool's threads (i = 0 on the caller)
- * and returns when all are done. A NULL pool runs fn(ctx, 0, 1) inline. */
+/* Thread pool: runs fn(ctx, i, n) once for each i in [0, n) on the pool's threads and the
+ * caller, and returns when all are done. Which thread runs which i is not fixed (the caller
+ * runs the indices of a worker that has not woken up yet), but no two run the same i at once,
+ * so per-index scratch is safe. A NULL pool runs fn(ctx, 0, 1) inline. */
 typedef void (*uniecg_parallel_fn)(void *ctx, int32_t index, int32_t count);
 void uniecg__parallel(uniecg_thread_pool *pool, uniecg_parallel_fn fn, void *ctx);
 

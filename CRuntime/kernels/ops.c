@@ -1,6 +1,7 @@
 #include "ops.h"
 #include "lookup.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 uniecg_status uniecg__activations_init(uniecg__activations *a, int64_t tokens, int64_t cols) {
@@ -66,11 +67,50 @@ typedef struct {
     int64_t n;
 } linear_job;
 
+/* Several q8 products over the same activations, their rows handed out in chunks from one
+ * shared counter: a thread that is descheduled or slower does fewer chunks instead of holding
+ * up the op, and one pool wake-up covers all the products. Each output row is computed by the
+ * same kernel call whichever thread takes it, so the results do not depend on the split. */
+enum { MAX_FUSED = 4 };
+typedef struct {
+    const uniecg_kernels *kernels;
+    q8_matmul_args q8[MAX_FUSED];
+    int64_t first[MAX_FUSED + 1]; /* combined row index where product i starts */
+    int32_t count;
+    int64_t min_rows;
+    atomic_int_fast64_t next; /* first row not yet claimed */
+} q8_fused_job;
+
+static void q8_rows(const q8_fused_job *job, int64_t begin, int64_t end) {
+    for (int32_t i = 0; i < job->count; i++) {
+        int64_t b = begin > job->first[i] ? begin : job->first[i];
+        int64_t e = end < job->first[i + 1] ? end : job->first[i + 1];
+        if (b < e) job->kernels->q8_matmul(&job->q8[i], b - job->first[i], e - job->first[i]);
+    }
+}
+
 static void q8_task(void *ctx, int32_t index, int32_t count) {
-    const linear_job *job = ctx;
-    int64_t begin, end;
-    uniecg__chunk(job->q8.rows, index, count, 4, &begin, &end);
-    if (begin < end) job->kernels->q8_matmul(&job->q8, begin, end);
+    q8_fused_job *job = ctx;
+    (void)index;
+    int64_t total = job->first[job->count];
+    if (count == 1) {
+        q8_rows(job, 0, total);
+        return;
+    }
+    /* guided: each claim takes a share of what is left, never less than min_rows, so the
+     * first chunks are long streams and the last ones short enough that the threads finish
+     * together */
+    int64_t begin = atomic_load_explicit(&job->next, memory_order_relaxed);
+    for (;;) {
+        if (begin >= total) return;
+        int64_t size = (total - begin) / (2 * count);
+        size = size < job->min_rows ? job->min_rows : (size + 3) / 4 * 4;
+        int64_t end = begin + size < total ? begin + size : total;
+        if (!atomic_compare_exchange_weak_explicit(&job->next, &begin, end, memory_order_relaxed, memory_order_relaxed))
+            continue; /* begin now holds the current position */
+        q8_rows(job, begin, end);
+        begin = atomic_load_explicit(&job->next, memory_order_relaxed);
+    }
 }
 
 /* Float weights (unquantized models): exact f32 accumulation, one row at a time. */
@@ -102,20 +142,42 @@ static void float_task(void *ctx, int32_t index, int32_t count) {
     }
 }
 
+void uniecg__linear_many(const uniecg_kernels *kernels, uniecg_thread_pool *pool, uniecg__activations *act,
+                         const uniecg__weight *const *w, float *const *y, int32_t count, const float *x, int64_t n) {
+    bool fused = count <= MAX_FUSED;
+    for (int32_t i = 0; i < count; i++)
+        if (w[i]->dtype != UNIECG_DTYPE_Q8 || w[i]->cols != w[0]->cols) fused = false;
+    if (!fused) {
+        for (int32_t i = 0; i < count; i++) uniecg__linear(kernels, pool, act, w[i], x, n, y[i]);
+        return;
+    }
+    int64_t cols = w[0]->cols;
+    for (int64_t t = 0; t < n; t++)
+        uniecg__quantize_activations(x + t * cols, cols, act->q + t * cols, act->scales + t * (cols / UNIECG_Q8_GROUP));
+    q8_fused_job job = {.kernels = kernels, .count = count};
+    job.first[0] = 0;
+    for (int32_t i = 0; i < count; i++) {
+        job.q8[i] = (q8_matmul_args){.w = w[i]->data, .w_scales = (const uint8_t *)w[i]->data + w[i]->rows * cols,
+                                     .xq = act->q, .xs = act->scales, .y = y[i], .rows = w[i]->rows, .cols = cols,
+                                     .n_tokens = n, .y_stride = w[i]->rows};
+        job.first[i + 1] = job.first[i] + w[i]->rows;
+    }
+    /* the smallest claim: about 32 KiB of weights per token of work (so that a product over
+     * many tokens and few rows still splits), a whole multiple of 4 rows */
+    int64_t min_rows = ((32 << 10) / (cols + cols / 16) + 1 + n - 1) / n;
+    job.min_rows = (min_rows + 3) / 4 * 4;
+    atomic_init(&job.next, 0);
+    uniecg__parallel(pool, q8_task, &job);
+}
+
 void uniecg__linear(const uniecg_kernels *kernels, uniecg_thread_pool *pool, uniecg__activations *act,
                     const uniecg__weight *w, const float *x, int64_t n, float *y) {
+    if (w->dtype == UNIECG_DTYPE_Q8) {
+        uniecg__linear_many(kernels, pool, act, &w, &y, 1, x, n);
+        return;
+    }
     linear_job job = {.kernels = kernels, .w = w, .x = x, .n = n};
     job.q8.y = y;
     job.q8.rows = w->rows;
-    if (w->dtype == UNIECG_DTYPE_Q8) {
-        for (int64_t t = 0; t < n; t++)
-            uniecg__quantize_activations(x + t * w->cols, w->cols, act->q + t * w->cols,
-                                         act->scales + t * (w->cols / UNIECG_Q8_GROUP));
-        job.q8 = (q8_matmul_args){.w = w->data, .w_scales = (const uint8_t *)w->data + w->rows * w->cols, .xq = act->q,
-                                  .xs = act->scales, .y = y, .rows = w->rows, .cols = w->cols, .n_tokens = n,
-                                  .y_stride = w->rows};
-        uniecg__parallel(pool, q8_task, &job);
-    } else {
-        uniecg__parallel(pool, float_task, &job);
-    }
+    uniecg__parallel(pool, float_task, &job);
 }

@@ -32,6 +32,12 @@ uniecg_status uniecg__vector_find(const uniecg_model_file *file, const char *nam
 void uniecg__linear(const uniecg_kernels *kernels, uniecg_thread_pool *pool, uniecg__activations *act,
                     const uniecg__weight *w, const float *x, int64_t n, float *y);
 
+/* y[i] (n, w[i].rows) = x (n, cols) @ w[i]^T for `count` matrices of the same width: the
+ * activations are quantized once and one pool dispatch covers every product. Same results as
+ * `count` calls of uniecg__linear. */
+void uniecg__linear_many(const uniecg_kernels *kernels, uniecg_thread_pool *pool, uniecg__activations *act,
+                         const uniecg__weight *const *w, float *const *y, int32_t count, const float *x, int64_t n);
+
 /* Row `row` of W as floats (embedding look-up). */
 void uniecg__weight_row(const uniecg__weight *w, int64_t row, float *out);
 

@@ -18,13 +18,35 @@ struct uniecg_thread_pool {
     pthread_t *threads;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    atomic_uint_fast64_t generation;
-    atomic_int pending;
+    /* (generation << 32) | next unclaimed index of the current job. Indices are claimed, not
+     * assigned: whoever is running takes the next one, so the caller does the work of a worker
+     * that has not woken up (another process holds its core) instead of waiting for it. */
+    atomic_uint_fast64_t state;
+    atomic_int done; /* indices of the current job finished */
     atomic_bool stop;
     uniecg_parallel_fn fn;
     void *ctx;
     struct worker { struct uniecg_thread_pool *pool; int32_t index; } *workers;
 };
+
+/* Runs indices of the current job until none is left; false if there was nothing to claim. */
+static bool run_claimed(struct uniecg_thread_pool *pool) {
+    uint64_t state = atomic_load_explicit(&pool->state, memory_order_acquire);
+    bool ran = false;
+    for (;;) {
+        uint32_t next = (uint32_t)state;
+        if ((int32_t)next >= pool->n_threads) return ran;
+        /* success means the job is still open (its caller waits for this index), so fn and ctx
+         * are the ones published with `state` */
+        if (!atomic_compare_exchange_weak_explicit(&pool->state, &state, state + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        pool->fn(pool->ctx, (int32_t)next, pool->n_threads);
+        atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
+        ran = true;
+        state = atomic_load_explicit(&pool->state, memory_order_acquire);
+    }
+}
 
 static void *worker_main(void *arg) {
     struct worker *self = arg;
@@ -33,19 +55,18 @@ static void *worker_main(void *arg) {
     for (;;) {
         uint64_t now;
         int spins = 0;
-        while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && spins < SPIN_ITERATIONS)
+        while ((now = atomic_load_explicit(&pool->state, memory_order_acquire) >> 32) == seen && spins < SPIN_ITERATIONS)
             spins++;
         if (now == seen) {
             pthread_mutex_lock(&pool->mutex);
-            while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
+            while ((now = atomic_load_explicit(&pool->state, memory_order_acquire) >> 32) == seen &&
                    !atomic_load(&pool->stop))
                 pthread_cond_wait(&pool->wake, &pool->mutex);
             pthread_mutex_unlock(&pool->mutex);
         }
         if (atomic_load(&pool->stop)) return NULL;
         seen = now;
-        pool->fn(pool->ctx, self->index, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        run_claimed(pool);
     }
 }
 
@@ -91,8 +112,8 @@ uniecg_status uniecg_thread_pool_create(int32_t n_threads, uniecg_thread_pool **
     pool->n_threads = n_threads;
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->wake, NULL);
-    atomic_init(&pool->generation, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->state, (uint64_t)n_threads); /* generation 0, nothing to claim */
+    atomic_init(&pool->done, 0);
     atomic_init(&pool->stop, false);
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     pool->workers = calloc((size_t)n_threads, sizeof *pool->workers);
@@ -134,15 +155,17 @@ void uniecg__parallel(uniecg_thread_pool *pool, uniecg_parallel_fn fn, void *ctx
         fn(ctx, 0, 1);
         return;
     }
+    /* the previous job is complete (every index done), so nobody reads fn and ctx now */
     pool->fn = fn;
     pool->ctx = ctx;
-    atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    uint64_t generation = (atomic_load_explicit(&pool->state, memory_order_relaxed) >> 32) + 1;
     pthread_mutex_lock(&pool->mutex);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    atomic_store_explicit(&pool->state, generation << 32, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
-    fn(ctx, 0, pool->n_threads);
+    run_claimed(pool);
     int spins = 0;
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0)
+    while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_threads)
         if (++spins > SPIN_ITERATIONS) sched_yield();
 }

@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -31,63 +32,48 @@ AVX2_TARGET static int32_t group_dot(const int8_t *a, const int8_t *b) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* Combined scales of 8 consecutive groups: f16 weight scales (F16C) times activation scales. */
-AVX2_TARGET static inline __m256 scales8(const uint16_t *ws, const float *xs) {
-    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws)), _mm256_loadu_ps(xs));
+/* Bytes ahead of the current position that the matvec prefetches: the weights are one
+ * sequential stream, and the hardware prefetchers stop at 4 KiB page boundaries. */
+enum { PREFETCH_DISTANCE = 4096 };
+
+/* Combined scales of 4 consecutive groups: f16 weight scales (F16C) times activation scales. */
+AVX2_TARGET static inline __m128 scales4(const uint16_t *ws, const float *xs) {
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)ws)), _mm_loadu_ps(xs));
 }
 
-/* One token: two rows at a time and independent accumulators per group parity, so several
- * weight loads are in flight and no FMA waits on the previous one. */
+/* One token: one row at a time, so the weights are read as a single ascending stream (two
+ * interleaved rows defeat the hardware prefetchers: a third of the bandwidth), four
+ * independent accumulators so no FMA waits on the previous one. */
 AVX2_TARGET static void matvec_rows(const q8_matmul_args *a, int64_t row_begin, int64_t row_end) {
-    int64_t groups = a->cols / UNIECG_Q8_GROUP;
+    int64_t cols = a->cols, groups = cols / UNIECG_Q8_GROUP;
     const int8_t *x = a->xq;
     const float *xs = a->xs;
-    int64_t r = row_begin;
-    for (; r + 2 <= row_end; r += 2) {
-        const int8_t *w0 = a->w + r * a->cols, *w1 = w0 + a->cols;
-        const uint16_t *s0 = (const uint16_t *)(a->w_scales + 2 * r * groups), *s1 = s0 + groups;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const int8_t *w = a->w + r * cols;
+        const uint16_t *ws = (const uint16_t *)(a->w_scales + 2 * r * groups);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
         int64_t g = 0;
-        for (; g + 8 <= groups; g += 8) {
-            /* two rows ahead: keeps enough cache-line requests in flight to stream from DRAM */
-            for (int line = 0; line < 4; line++) {
-                _mm_prefetch((const char *)(w0 + 8 * a->cols + (g * UNIECG_Q8_GROUP) + 64 * line), _MM_HINT_T0);
-                _mm_prefetch((const char *)(w1 + 8 * a->cols + (g * UNIECG_Q8_GROUP) + 64 * line), _MM_HINT_T0);
-            }
-            __m256 c0 = scales8(s0 + g, xs + g), c1 = scales8(s1 + g, xs + g);
-            float k0[8], k1[8];
-            _mm256_storeu_ps(k0, c0);
-            _mm256_storeu_ps(k1, c1);
-            for (int j = 0; j < 8; j += 2) {
-                const int8_t *xg = x + (g + j) * UNIECG_Q8_GROUP;
-                __m256i xa = _mm256_loadu_si256((const __m256i *)xg), xb = _mm256_loadu_si256((const __m256i *)(xg + 32));
-                const int8_t *p0 = w0 + (g + j) * UNIECG_Q8_GROUP, *p1 = w1 + (g + j) * UNIECG_Q8_GROUP;
-                a00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)p0), xa)), _mm256_set1_ps(k0[j]), a00);
-                a01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(p0 + 32)), xb)), _mm256_set1_ps(k0[j + 1]), a01);
-                a10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)p1), xa)), _mm256_set1_ps(k1[j]), a10);
-                a11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(p1 + 32)), xb)), _mm256_set1_ps(k1[j + 1]), a11);
-            }
+        for (; g + 4 <= groups; g += 4) {
+            const int8_t *wg = w + g * UNIECG_Q8_GROUP, *xg = x + g * UNIECG_Q8_GROUP;
+            _mm_prefetch((const char *)wg + PREFETCH_DISTANCE, _MM_HINT_T0);
+            _mm_prefetch((const char *)wg + PREFETCH_DISTANCE + 64, _MM_HINT_T0);
+            __m128 k = scales4(ws + g, xs + g);
+            __m256i p0 = dot32(_mm256_loadu_si256((const __m256i *)wg), _mm256_loadu_si256((const __m256i *)xg));
+            __m256i p1 = dot32(_mm256_loadu_si256((const __m256i *)(wg + 32)), _mm256_loadu_si256((const __m256i *)(xg + 32)));
+            __m256i p2 = dot32(_mm256_loadu_si256((const __m256i *)(wg + 64)), _mm256_loadu_si256((const __m256i *)(xg + 64)));
+            __m256i p3 = dot32(_mm256_loadu_si256((const __m256i *)(wg + 96)), _mm256_loadu_si256((const __m256i *)(xg + 96)));
+            __m256 k2 = _mm256_set_m128(k, k); /* lanes 0-3 and 4-7 both hold the 4 scales */
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_permute_ps(k2, 0x00), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_permute_ps(k2, 0x55), acc1);
+            acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p2), _mm256_permute_ps(k2, 0xAA), acc2);
+            acc3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p3), _mm256_permute_ps(k2, 0xFF), acc3);
         }
         for (; g < groups; g++) {
-            __m256i xg = _mm256_loadu_si256((const __m256i *)(x + g * UNIECG_Q8_GROUP));
-            a00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(w0 + g * UNIECG_Q8_GROUP)), xg)),
-                                  _mm256_set1_ps(_cvtsh_ss(s0[g]) * xs[g]), a00);
-            a10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(_mm256_loadu_si256((const __m256i *)(w1 + g * UNIECG_Q8_GROUP)), xg)),
-                                  _mm256_set1_ps(_cvtsh_ss(s1[g]) * xs[g]), a10);
+            __m256i p = dot32(_mm256_loadu_si256((const __m256i *)(w + g * UNIECG_Q8_GROUP)),
+                              _mm256_loadu_si256((const __m256i *)(x + g * UNIECG_Q8_GROUP)));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(ws[g]) * xs[g]), acc0);
         }
-        a->y[r] = hsum(_mm256_add_ps(a00, a01));
-        a->y[r + 1] = hsum(_mm256_add_ps(a10, a11));
-    }
-    for (; r < row_end; r++) {
-        const int8_t *w = a->w + r * a->cols;
-        const uint16_t *ws = (const uint16_t *)(a->w_scales + 2 * r * groups);
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t g = 0; g < groups; g++) {
-            __m256i wg = _mm256_loadu_si256((const __m256i *)(w + g * UNIECG_Q8_GROUP));
-            __m256i xg = _mm256_loadu_si256((const __m256i *)(x + g * UNIECG_Q8_GROUP));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32(wg, xg)), _mm256_set1_ps(_cvtsh_ss(ws[g]) * xs[g]), acc);
-        }
-        a->y[r] = hsum(acc);
+        a->y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     }
 }
 
@@ -158,11 +144,173 @@ AVX2_TARGET static void f32_axpy(float *y, float alpha, const float *x, int64_t 
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* e^x for x in [-88, 88]: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r
+ * (Cephes expf coefficients, about 1 ulp), 2^n built in the exponent bits. */
+AVX2_TARGET static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+AVX2_TARGET static void silu_mul(float *a, const float *b, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(a + i);
+        __m256 sig = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g)));
+        _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_div_ps(g, sig), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+/* scores[p] = scale * q . k[p] for n positions (keys `stride` floats apart) */
+AVX2_TARGET static void attention_scores(const float *q, const float *k, int64_t stride, int64_t n, int64_t head_dim,
+                                         float scale, float *scores) {
+    int64_t p = 0;
+    if (head_dim == 64) { /* the common head size: q in registers, four positions at a time */
+        __m256 q0 = _mm256_loadu_ps(q), q1 = _mm256_loadu_ps(q + 8), q2 = _mm256_loadu_ps(q + 16),
+               q3 = _mm256_loadu_ps(q + 24), q4 = _mm256_loadu_ps(q + 32), q5 = _mm256_loadu_ps(q + 40),
+               q6 = _mm256_loadu_ps(q + 48), q7 = _mm256_loadu_ps(q + 56);
+        __m128 vscale = _mm_set1_ps(scale);
+        for (; p + 4 <= n; p += 4) {
+            __m256 d[4];
+            for (int j = 0; j < 4; j++) {
+                const float *kp = k + (p + j) * stride;
+                __m256 a = _mm256_mul_ps(q0, _mm256_loadu_ps(kp)), b = _mm256_mul_ps(q1, _mm256_loadu_ps(kp + 8));
+                a = _mm256_fmadd_ps(q2, _mm256_loadu_ps(kp + 16), a);
+                b = _mm256_fmadd_ps(q3, _mm256_loadu_ps(kp + 24), b);
+                a = _mm256_fmadd_ps(q4, _mm256_loadu_ps(kp + 32), a);
+                b = _mm256_fmadd_ps(q5, _mm256_loadu_ps(kp + 40), b);
+                a = _mm256_fmadd_ps(q6, _mm256_loadu_ps(kp + 48), a);
+                b = _mm256_fmadd_ps(q7, _mm256_loadu_ps(kp + 56), b);
+                d[j] = _mm256_add_ps(a, b);
+            }
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(d[0], d[1]), _mm256_hadd_ps(d[2], d[3]));
+            _mm_storeu_ps(scores + p, _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)), vscale));
+        }
+    }
+    for (; p < n; p++) {
+        const float *kp = k + p * stride;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+        int64_t i = 0;
+        for (; i + 16 <= head_dim; i += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kp + i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(kp + i + 8), acc1);
+        }
+        if (i < head_dim) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kp + i), acc0);
+        scores[p] = hsum(_mm256_add_ps(acc0, acc1)) * scale;
+    }
+}
+
+/* scores[p] = exp(scores[p] - max) over n; returns their sum */
+AVX2_TARGET static float softmax_numerators(float *scores, int64_t n) {
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(scores + p));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float max = _mm_cvtss_f32(m4);
+    for (; p < n; p++) max = scores[p] > max ? scores[p] : max;
+    vmax = _mm256_set1_ps(max);
+    __m256 vsum = _mm256_setzero_ps();
+    for (p = 0; p + 8 <= n; p += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + p), vmax));
+        _mm256_storeu_ps(scores + p, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum(vsum);
+    for (; p < n; p++) {
+        scores[p] = expf(scores[p] - max);
+        sum += scores[p];
+    }
+    return sum;
+}
+
+/* out[0..head_dim) += sum over n positions of w[p] * v[p] (values `stride` floats apart) */
+AVX2_TARGET static void attention_values(const float *w, const float *v, int64_t stride, int64_t n, int64_t head_dim,
+                                         float *out) {
+    int64_t i0 = 0;
+    for (; i0 + 64 <= head_dim; i0 += 64) { /* eight independent accumulators */
+        __m256 o0 = _mm256_loadu_ps(out + i0), o1 = _mm256_loadu_ps(out + i0 + 8), o2 = _mm256_loadu_ps(out + i0 + 16),
+               o3 = _mm256_loadu_ps(out + i0 + 24), o4 = _mm256_loadu_ps(out + i0 + 32),
+               o5 = _mm256_loadu_ps(out + i0 + 40), o6 = _mm256_loadu_ps(out + i0 + 48),
+               o7 = _mm256_loadu_ps(out + i0 + 56);
+        const float *vp = v + i0;
+        for (int64_t p = 0; p < n; p++, vp += stride) {
+            __m256 x = _mm256_broadcast_ss(w + p);
+            o0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp), o0);
+            o1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 8), o1);
+            o2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 16), o2);
+            o3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 24), o3);
+            o4 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 32), o4);
+            o5 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 40), o5);
+            o6 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 48), o6);
+            o7 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vp + 56), o7);
+        }
+        _mm256_storeu_ps(out + i0, o0);
+        _mm256_storeu_ps(out + i0 + 8, o1);
+        _mm256_storeu_ps(out + i0 + 16, o2);
+        _mm256_storeu_ps(out + i0 + 24, o3);
+        _mm256_storeu_ps(out + i0 + 32, o4);
+        _mm256_storeu_ps(out + i0 + 40, o5);
+        _mm256_storeu_ps(out + i0 + 48, o6);
+        _mm256_storeu_ps(out + i0 + 56, o7);
+    }
+    for (; i0 < head_dim; i0 += 8) { /* the rest, 8 lanes at a time (head_dim is a multiple of 8) */
+        __m256 o = _mm256_loadu_ps(out + i0);
+        const float *vp = v + i0;
+        for (int64_t p = 0; p < n; p++, vp += stride) o = _mm256_fmadd_ps(_mm256_broadcast_ss(w + p), _mm256_loadu_ps(vp), o);
+        _mm256_storeu_ps(out + i0, o);
+    }
+}
+
+/* Attention of `heads` query heads that share one KV head (grouped-query attention): the
+ * positions are walked in blocks small enough to stay in L1, each block serving every head,
+ * so the cache is read from memory once per group instead of once per head. Dot products
+ * inline, a vectorized softmax, values accumulated in registers, normalized once at the end. */
+enum { ATTENTION_BLOCK = 64 };
+AVX2_TARGET static void attend(const float *q, int64_t heads, const float *k, const float *v, int64_t stride,
+                               int64_t count, int64_t head_dim, float scale, float *scores, float *out) {
+    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
+        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
+        for (int64_t h = 0; h < heads; h++)
+            attention_scores(q + h * head_dim, k + p0 * stride, stride, n, head_dim, scale, scores + h * count + p0);
+    }
+    float inv[256];
+    for (int64_t h = 0; h < heads; h++) {
+        inv[h] = 1.0f / softmax_numerators(scores + h * count, count);
+        for (int64_t i = 0; i < head_dim; i++) out[h * head_dim + i] = 0.0f;
+    }
+    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
+        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
+        for (int64_t h = 0; h < heads; h++)
+            attention_values(scores + h * count + p0, v + p0 * stride, stride, n, head_dim, out + h * head_dim);
+    }
+    for (int64_t h = 0; h < heads; h++) {
+        __m256 f = _mm256_set1_ps(inv[h]);
+        for (int64_t i = 0; i < head_dim; i += 8)
+            _mm256_storeu_ps(out + h * head_dim + i, _mm256_mul_ps(_mm256_loadu_ps(out + h * head_dim + i), f));
+    }
+}
+
 const uniecg_kernels uniecg__kernels_avx2 = {
     .variant = UNIECG_KERNELS_AVX2,
     .q8_matmul = q8_matmul,
     .q8_group_dot = group_dot,
     .f32_dot = f32_dot,
     .f32_axpy = f32_axpy,
+    .silu_mul = silu_mul,
+    .attend = attend,
 };
 #endif

@@ -8,8 +8,42 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+/* Per-op timing of the forward pass, compiled in only with -DUNIECG_DECODER_PROFILE (the
+ * benchmark harness reads uniecg__decoder_profile). */
+#ifdef UNIECG_DECODER_PROFILE
+#include <time.h>
+enum { PROF_EMBED, PROF_NORM, PROF_QKV, PROF_ROPE, PROF_ATTN, PROF_O, PROF_RESID, PROF_GATEUP, PROF_SILU, PROF_DOWN,
+       PROF_OUTPUT, PROF_COUNT };
+const char *const uniecg__decoder_profile_names[PROF_COUNT] = {"embed", "norm", "qkv", "rope+cache", "attention", "attn_out",
+                                                               "residual", "gate+up", "silu", "down", "output"};
+double uniecg__decoder_profile[PROF_COUNT];
+#ifndef UNIECG_DECODER_PROFILE_CLOCK /* CLOCK_THREAD_CPUTIME_ID: one thread's CPU time, robust to preemption */
+#define UNIECG_DECODER_PROFILE_CLOCK CLOCK_MONOTONIC
+#endif
+static double prof_now(void) {
+    struct timespec ts;
+    clock_gettime(UNIECG_DECODER_PROFILE_CLOCK, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+#define PROF_START() double prof_t = prof_now()
+#define PROF_MARK(k)                                                                                                   \
+    do {                                                                                                               \
+        double prof_n = prof_now();                                                                                    \
+        uniecg__decoder_profile[k] += prof_n - prof_t;                                                                 \
+        prof_t = prof_n;                                                                                               \
+    } while (0)
+#else
+#define PROF_START() ((void)0)
+#define PROF_MARK(k) ((void)0)
+#endif
 
 typedef struct {
     const float *attn_norm, *ffn_norm; /* (dim)                                               */
@@ -34,9 +68,13 @@ struct uniecg_lm {
     float *rope_cos, *rope_sin; /* (context, head_dim/2)                                         */
     /* scratch for one batch of up to batch_size tokens */
     float *x, *xb, *q, *k, *v, *att, *ffn_a, *ffn_b; /* (B,dim) (B,dim) (B,q) (B,kv) (B,kv) (B,q) (B,ffn) x2 */
-    float *scores;                                   /* (n_threads, context)                       */
+    float *scores;                                   /* (n_threads, group or 1, context)           */
     uniecg__activations act;                         /* quantized activations, (B, max(dim,ffn,q)) */
+    void *weights_copy;                              /* huge-page copy of the matrices, or NULL    */
+    size_t weights_copy_size;
 };
+
+static bool use_attend_kernel(const uniecg_lm *lm);
 
 uniecg_lm_params uniecg_lm_default_params(void) {
     return (uniecg_lm_params){.context_length = 0, .batch_size = 0, .kernels = UNIECG_KERNELS_AUTO, .pool = NULL,
@@ -81,6 +119,9 @@ static void lm_free_buffers(uniecg_lm *lm) {
 void uniecg_lm_free(uniecg_lm *lm) {
     if (!lm) return;
     lm_free_buffers(lm);
+#if defined(__linux__)
+    if (lm->weights_copy) munmap(lm->weights_copy, lm->weights_copy_size);
+#endif
     if (lm->owns_pool) uniecg_thread_pool_free(lm->pool);
     free(lm);
 }
@@ -90,6 +131,97 @@ static void *alloc_floats(int64_t count, bool *ok) {
     if (!p) *ok = false;
     return p;
 }
+
+/* On Linux with transparent huge pages, the matrices stored raw in the file are copied into
+ * one anonymous 2 MiB-page region, in the order a token reads them, and the file's pages
+ * under them are dropped from the mapping (so the resident size does not double). Streaming
+ * the weights from page-cache pages (4 KiB, scattered) reached about 0.7 of the read
+ * bandwidth of huge pages here, and generation is that stream. The copy holds the same
+ * bytes, so every kernel computes the same results; anything else fails over to the file's
+ * own pages. UNIECG_HUGE_PAGES=0 turns the copy off. */
+#if defined(__linux__)
+static bool huge_pages_enabled(void) {
+    const char *env = getenv("UNIECG_HUGE_PAGES"); /* "0": keep reading the file's pages */
+    if (env && strcmp(env, "0") == 0) return false;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return false;
+    char text[128] = {0};
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    return n > 0 && strstr(text, "[never]") == NULL;
+}
+
+typedef struct {
+    uniecg__weight *w;
+    const char *name; /* tensor name, for its encoding */
+} weight_slot;
+
+static void copy_weights_to_huge_pages(uniecg_lm *lm, const uniecg_model_file *file) {
+    if (!huge_pages_enabled()) return;
+    int32_t layers = lm->info.n_layers;
+    int64_t count = 7 * (int64_t)layers + 1;
+    weight_slot *slots = calloc((size_t)count, sizeof *slots);
+    char (*names)[96] = calloc((size_t)count, sizeof *names);
+    if (!slots || !names) goto done;
+    static const char *const suffix[7] = {"attn_q", "attn_k", "attn_v", "attn_out", "ffn_gate", "ffn_up", "ffn_down"};
+    int64_t n = 0;
+    for (int32_t l = 0; l < layers; l++) {
+        layer_weights *L = &lm->layers[l];
+        uniecg__weight *w[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++, n++) {
+            snprintf(names[n], sizeof names[n], "text.layers.%d.%s", l, suffix[i]);
+            slots[n] = (weight_slot){w[i], names[n]};
+        }
+    }
+    bool tied = lm->output.data == lm->embed.data;
+    slots[n++] = (weight_slot){&lm->output, tied ? "text.embed" : "text.output"};
+    /* sizes of the raw (file-mapped) ones, 2 MiB-rounded total */
+    size_t total = 0;
+    uniecg_tensor_info *infos = calloc((size_t)count, sizeof *infos);
+    if (!infos) goto done;
+    for (int64_t i = 0; i < n; i++) {
+        if (uniecg_model_file_tensor_find(file, slots[i].name, &infos[i]) != UNIECG_OK ||
+            infos[i].data != slots[i].w->data || infos[i].encoding != UNIECG_ENCODING_RAW) {
+            slots[i].w = NULL; /* decoded into memory of its own, or not what we looked up: leave it */
+            continue;
+        }
+        total += (size_t)uniecg__align_up(infos[i].raw_size, 64);
+    }
+    size_t huge = (size_t)2 << 20;
+    total = (total + huge - 1) / huge * huge;
+    if (total == 0) goto done_infos;
+    /* over-allocate by one huge page so the region can start on a 2 MiB boundary */
+    uint8_t *region = mmap(NULL, total + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) goto done_infos;
+    uint8_t *base = (uint8_t *)(((uintptr_t)region + huge - 1) / huge * huge);
+    if (base > region) munmap(region, (size_t)(base - region));
+    if (base + total < region + total + huge) munmap(base + total, (size_t)(region + total + huge - (base + total)));
+    madvise(base, total, MADV_HUGEPAGE);
+    long page = sysconf(_SC_PAGESIZE);
+    uint8_t *cursor = base;
+    for (int64_t i = 0; i < n; i++) {
+        if (!slots[i].w) continue;
+        const uint8_t *src = slots[i].w->data;
+        size_t size = (size_t)infos[i].raw_size;
+        memcpy(cursor, src, size);
+        if (slots[i].w == &lm->output && tied) lm->embed.data = cursor;
+        slots[i].w->data = cursor;
+        cursor += uniecg__align_up(size, 64);
+        if (page > 0) { /* the file's pages now unused by this process */
+            uintptr_t start = ((uintptr_t)src + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+            uintptr_t end = ((uintptr_t)src + size) / (uintptr_t)page * (uintptr_t)page;
+            if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+        }
+    }
+    lm->weights_copy = base;
+    lm->weights_copy_size = total;
+done_infos:
+    free(infos);
+done:
+    free(slots);
+    free(names);
+}
+#endif
 
 uniecg_status uniecg_lm_create(const uniecg_model_file *file, uniecg_lm_params params, uniecg_lm **out,
                                uniecg_error *error) {
@@ -184,6 +316,10 @@ uniecg_status uniecg_lm_create(const uniecg_model_file *file, uniecg_lm_params p
             goto fail;
     }
 
+#if defined(__linux__)
+    copy_weights_to_huge_pages(lm, file);
+#endif
+
     int64_t ctx = in->context_length, B = lm->batch_size, half = in->head_dim / 2;
     int64_t widest = dim > in->ffn_dim ? dim : in->ffn_dim;
     if (lm->q_dim > widest) widest = lm->q_dim;
@@ -200,7 +336,7 @@ uniecg_status uniecg_lm_create(const uniecg_model_file *file, uniecg_lm_params p
     lm->att = alloc_floats(B * lm->q_dim, &ok);
     lm->ffn_a = alloc_floats(B * in->ffn_dim, &ok);
     lm->ffn_b = alloc_floats(B * in->ffn_dim, &ok);
-    lm->scores = alloc_floats((int64_t)in->n_threads * ctx, &ok);
+    lm->scores = alloc_floats((int64_t)in->n_threads * ctx * (use_attend_kernel(lm) ? in->n_heads / in->n_kv_heads : 1), &ok);
     if (!ok || uniecg__activations_init(&lm->act, B, widest) != UNIECG_OK) {
         s = uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "cannot allocate the KV cache and buffers for %lld positions",
                          (long long)ctx);
@@ -268,23 +404,44 @@ static void rope(const uniecg_lm *lm, float *vectors, int64_t n, int64_t width, 
 typedef struct {
     const uniecg_lm *lm;
     int32_t layer, n, first_position;
+    atomic_int next; /* next (token, head) task to take */
 } attention_job;
 
-/* Causal attention for (token, head) pairs split across threads. */
+/* The kernels' grouped attention applies to this model's heads. */
+static bool use_attend_kernel(const uniecg_lm *lm) {
+    int64_t group = lm->info.n_heads / lm->info.n_kv_heads;
+    return lm->kernels->attend && lm->info.head_dim % 8 == 0 && group <= 256;
+}
+
+/* Causal attention split across threads: (token, head) tasks for the reference loop, or
+ * (token, KV head) tasks, each serving the query heads of its group, for the kernels'. */
 static void attention_task(void *ctx, int32_t index, int32_t count) {
-    const attention_job *job = ctx;
+    attention_job *job = ctx;
     const uniecg_lm *lm = job->lm;
     int64_t hd = lm->info.head_dim, heads = lm->info.n_heads, group = heads / lm->info.n_kv_heads;
     int64_t ctx_len = lm->info.context_length;
     const float *kc = lm->k_cache + (int64_t)job->layer * ctx_len * lm->kv_dim;
     const float *vc = lm->v_cache + (int64_t)job->layer * ctx_len * lm->kv_dim;
-    float *scores = lm->scores + (int64_t)index * ctx_len;
     float scale = 1.0f / sqrtf((float)hd);
-    int64_t begin, end;
-    uniecg__chunk((int64_t)job->n * heads, index, count, 1, &begin, &end);
-    for (int64_t task = begin; task < end; task++) {
-        int64_t t = task / heads, h = task % heads, kvh = h / group;
+    bool grouped = use_attend_kernel(lm);
+    float *scores = lm->scores + (int64_t)index * ctx_len * (grouped ? group : 1);
+    /* tasks handed out one by one: a descheduled thread does not hold up the others, and each
+     * task's arithmetic is the same whichever thread runs it */
+    int64_t per_token = grouped ? lm->info.n_kv_heads : heads;
+    int64_t tasks = (int64_t)job->n * per_token;
+    (void)count;
+    for (;;) {
+        int64_t task = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+        if (task >= tasks) break;
+        int64_t t = task / per_token;
         int64_t last = job->first_position + t; /* attends to positions 0..last */
+        if (grouped) {
+            int64_t kvh = task % per_token, h = kvh * group;
+            lm->kernels->attend(lm->q + t * lm->q_dim + h * hd, group, kc + kvh * hd, vc + kvh * hd, lm->kv_dim,
+                                last + 1, hd, scale, scores, lm->att + t * lm->q_dim + h * hd);
+            continue;
+        }
+        int64_t h = task % heads, kvh = h / group;
         const float *q = lm->q + t * lm->q_dim + h * hd;
         float max = -INFINITY;
         for (int64_t p = 0; p <= last; p++) {
@@ -314,6 +471,7 @@ static uniecg_status forward_chunk(uniecg_lm *lm, const uniecg_lm_batch *batch, 
     const uniecg_lm_info *in = &lm->info;
     int64_t dim = in->dim, ffn = in->ffn_dim, ctx = in->context_length;
     int32_t first = lm->position;
+    PROF_START();
     for (int32_t t = 0; t < n; t++) {
         int32_t i = offset + t;
         float *row = lm->x + (int64_t)t * dim;
@@ -327,14 +485,19 @@ static uniecg_status forward_chunk(uniecg_lm *lm, const uniecg_lm_batch *batch, 
                                 id, first + t, in->vocab_size - 1);
         uniecg__weight_row(&lm->embed, id, row);
     }
+    PROF_MARK(PROF_EMBED);
     for (int32_t l = 0; l < in->n_layers; l++) {
         if (lm->abort_callback && lm->abort_callback(lm->abort_user_data))
             return uniecg__fail(error, UNIECG_ERR_CANCELLED, "decoding cancelled");
         const layer_weights *L = &lm->layers[l];
         rms_norm(lm->xb, lm->x, L->attn_norm, n, dim, lm->norm_eps);
-        uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->q, lm->xb, n, lm->q);
-        uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->k, lm->xb, n, lm->k);
-        uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->v, lm->xb, n, lm->v);
+        PROF_MARK(PROF_NORM);
+        {
+            const uniecg__weight *w[3] = {&L->q, &L->k, &L->v};
+            float *y[3] = {lm->q, lm->k, lm->v};
+            uniecg__linear_many(lm->kernels, lm->pool, &lm->act, w, y, 3, lm->xb, n);
+        }
+        PROF_MARK(PROF_QKV);
         add_bias(lm->q, L->bq, n, lm->q_dim);
         add_bias(lm->k, L->bk, n, lm->kv_dim);
         add_bias(lm->v, L->bv, n, lm->kv_dim);
@@ -344,22 +507,40 @@ static uniecg_status forward_chunk(uniecg_lm *lm, const uniecg_lm_batch *batch, 
         float *vc = lm->v_cache + ((int64_t)l * ctx + first) * lm->kv_dim;
         memcpy(kc, lm->k, (size_t)n * (size_t)lm->kv_dim * sizeof(float));
         memcpy(vc, lm->v, (size_t)n * (size_t)lm->kv_dim * sizeof(float));
-        attention_job job = {lm, l, n, first};
+        PROF_MARK(PROF_ROPE);
+        attention_job job = {.lm = lm, .layer = l, .n = n, .first_position = first};
+        atomic_init(&job.next, 0);
         uniecg__parallel(lm->pool, attention_task, &job);
+        PROF_MARK(PROF_ATTN);
         uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->o, lm->att, n, lm->xb);
+        PROF_MARK(PROF_O);
         for (int64_t i = 0; i < n * dim; i++) lm->x[i] += lm->xb[i];
+        PROF_MARK(PROF_RESID);
 
         rms_norm(lm->xb, lm->x, L->ffn_norm, n, dim, lm->norm_eps);
-        uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->gate, lm->xb, n, lm->ffn_a);
-        uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->up, lm->xb, n, lm->ffn_b);
-        for (int64_t i = 0; i < n * ffn; i++) {
-            float g = lm->ffn_a[i];
-            lm->ffn_a[i] = g / (1.0f + expf(-g)) * lm->ffn_b[i]; /* SiLU(gate) * up */
+        PROF_MARK(PROF_NORM);
+        {
+            const uniecg__weight *w[2] = {&L->gate, &L->up};
+            float *y[2] = {lm->ffn_a, lm->ffn_b};
+            uniecg__linear_many(lm->kernels, lm->pool, &lm->act, w, y, 2, lm->xb, n);
         }
+        PROF_MARK(PROF_GATEUP);
+        if (lm->kernels->silu_mul) {
+            lm->kernels->silu_mul(lm->ffn_a, lm->ffn_b, n * ffn);
+        } else {
+            for (int64_t i = 0; i < n * ffn; i++) {
+                float g = lm->ffn_a[i];
+                lm->ffn_a[i] = g / (1.0f + expf(-g)) * lm->ffn_b[i]; /* SiLU(gate) * up */
+            }
+        }
+        PROF_MARK(PROF_SILU);
         uniecg__linear(lm->kernels, lm->pool, &lm->act, &L->down, lm->ffn_a, n, lm->xb);
+        PROF_MARK(PROF_DOWN);
         for (int64_t i = 0; i < n * dim; i++) lm->x[i] += lm->xb[i];
+        PROF_MARK(PROF_RESID);
     }
     rms_norm(lm->xb, lm->x, lm->final_norm, n, dim, lm->norm_eps);
+    PROF_MARK(PROF_NORM);
     if (batch->hidden) memcpy(batch->hidden + (int64_t)offset * dim, lm->xb, (size_t)n * (size_t)dim * sizeof(float));
     if (batch->logits) {
         if (batch->all_logits) {
@@ -370,6 +551,7 @@ static uniecg_status forward_chunk(uniecg_lm *lm, const uniecg_lm_batch *batch, 
                            batch->logits);
         }
     }
+    PROF_MARK(PROF_OUTPUT);
     lm->position += n;
     return UNIECG_OK;
 }

@@ -39,6 +39,7 @@ public enum DecoderBenchmark {
     public struct Result: Sendable {
         public let shape: String
         public let threads: Int
+        public let loadSeconds: Double  // opening the file and creating the decoder
         public let promptTokensPerSecond: Double
         public let generationTokensPerSecond: Double
         public let bandwidth: Double  // bytes/s measured with the same thread count
@@ -108,7 +109,9 @@ public enum DecoderBenchmark {
         var options = LanguageModel.Options()
         options.threads = threads
         options.contextLength = promptTokens + generatedTokens + 1
+        let loadStart = DispatchTime.now().uptimeNanoseconds
         let lm = try LanguageModel(path: path, options: options)
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
         let prompt = (0..<promptTokens).map { Int32(($0 * 7919) % shape.vocab) }
         var logits = [Float](repeating: 0, count: shape.vocab)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -128,7 +131,7 @@ public enum DecoderBenchmark {
             token = argmax(logits)
         }
         let genSeconds = Double(DispatchTime.now().uptimeNanoseconds - genStart) / 1e9
-        return Result(shape: shape.name, threads: threads, promptTokensPerSecond: Double(promptTokens) / promptSeconds,
+        return Result(shape: shape.name, threads: threads, loadSeconds: loadSeconds, promptTokensPerSecond: Double(promptTokens) / promptSeconds,
                       generationTokensPerSecond: Double(generatedTokens) / genSeconds, bandwidth: bandwidth,
                       bytesPerToken: shape.bytesPerToken)
     }

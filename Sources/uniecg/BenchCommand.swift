@@ -9,7 +9,8 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             For each shape and thread count: prompt processing (one batch) and token generation
             in tokens/s, the read bandwidth measured in the same run with the same threads, the
-            roofline (bandwidth / weight bytes per token) and the fraction of it reached.
+            roofline (bandwidth / weight bytes per token) and the fraction of it reached, and the
+            time to open the file and create the decoder ("load").
             Build with -c release for meaningful numbers. No test depends on these timings.
 
             Example:
@@ -47,7 +48,7 @@ struct BenchCommand: ParsableCommand {
         #if DEBUG
         print("note: this is a debug build; use `swift run -c release uniecg bench` for real numbers")
         #endif
-        print("shape  threads  prompt t/s  gen t/s  bandwidth GB/s  roofline t/s  gen/roofline")
+        print("shape  threads  load s  prompt t/s  gen t/s  bandwidth GB/s  roofline t/s  gen/roofline")
         for s in shapes {
             let path = scratch + "/uniecg-bench-\(s.name)-\(ProcessInfo.processInfo.processIdentifier).uecg"
             defer { if !keepModel { try? FileManager.default.removeItem(atPath: path) } }
@@ -58,8 +59,8 @@ struct BenchCommand: ParsableCommand {
                 let bandwidth = try DecoderBenchmark.readBandwidth(threads: t)
                 let r = try DecoderBenchmark.run(model: path, shape: s, threads: t, promptTokens: prompt,
                                                  generatedTokens: generate, bandwidth: bandwidth)
-                print(String(format: "%-5@  %7d  %10.1f  %7.1f  %14.2f  %12.1f  %12.2f", s.name, t,
-                             r.promptTokensPerSecond, r.generationTokensPerSecond, r.bandwidth / 1e9, r.roofline,
+                print(String(format: "%-5@  %7d  %6.2f  %10.1f  %7.1f  %14.2f  %12.1f  %12.2f", s.name, t,
+                             r.loadSeconds, r.promptTokensPerSecond, r.generationTokensPerSecond, r.bandwidth / 1e9, r.roofline,
                              r.rooflineFraction))
             }
         }
