@@ -29,7 +29,7 @@ let package = Package(
             dependencies: ["CZstd"],
             path: "CRuntime",
             exclude: ["tests"],
-            sources: ["common", "format", "kernels", "text", "diffusion"],
+            sources: ["common", "format", "kernels", "text", "diffusion", "vision"],
             publicHeadersPath: "include",
             cSettings: [.headerSearchPath("common"), .headerSearchPath("format"), .headerSearchPath("kernels")]
         ),

@@ -486,6 +486,197 @@ uniecg_status uniecg_detokenizer_push(uniecg_detokenizer *d, int32_t id, const c
 uniecg_status uniecg_detokenizer_flush(uniecg_detokenizer *d, const char **out_text, size_t *out_length,
                                        uniecg_error *error);
 
+/* ------------------------------------------------------------------------------------------ */
+/* ECG signal encoder (1-D patch transformer + projector; GEM's ECG-CoCa tower)                 */
+
+/* A 1-D patch transformer over a (leads, samples) ECG in millivolts: Conv1d(leads -> width,
+ * kernel = stride = patch, no bias), a class token, learned positions, optional ln_pre, pre-LN
+ * transformer blocks (LayerNorm, multi-head self-attention, LayerNorm, GELU MLP), then a
+ * projector (a chain of Linear layers with optional GELU between them) to the decoder's width.
+ * Every shape comes from the file's signal.* metadata (ModelFormat.md, "Signal encoder").
+ * Holds scratch for one forward pass: one encode at a time per encoder. */
+typedef struct uniecg_signal_encoder uniecg_signal_encoder;
+
+typedef struct {
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                               */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the encoder makes its own             */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores             */
+} uniecg_signal_encoder_params;
+
+uniecg_signal_encoder_params uniecg_signal_encoder_default_params(void);
+
+/* Builds the encoder over the tensors of `file` (opened with load_tensors), which must outlive
+ * it. A missing or malformed signal.* key or tensor is an error naming it. */
+uniecg_status uniecg_signal_encoder_create(const uniecg_model_file *file, uniecg_signal_encoder_params params,
+                                           uniecg_signal_encoder **out, uniecg_error *error);
+void uniecg_signal_encoder_free(uniecg_signal_encoder *enc);
+
+typedef struct {
+    int32_t n_leads;       /* input rows, in the order of uniecg_signal_encoder_lead_name          */
+    int32_t samples;       /* samples per lead the model takes (shorter input is zero-padded,
+                              longer input truncated)                                           */
+    double sample_rate;    /* Hz the model expects (the caller resamples)                          */
+    int32_t patch_size;
+    int32_t tokens;        /* samples / patch_size + 1 (the class token first)                     */
+    int32_t width, n_layers, n_heads, ffn_dim;
+    int32_t output_dim;    /* width of each output embedding (the projector's last layer)          */
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_signal_encoder_info;
+
+void uniecg_signal_encoder_get_info(const uniecg_signal_encoder *enc, uniecg_signal_encoder_info *out);
+/* The name of input row `lead` ("I", "II", ..., "V6" as the file's signal.leads says); NULL when
+ * out of range. Valid until the encoder is freed. */
+const char *uniecg_signal_encoder_lead_name(const uniecg_signal_encoder *enc, int32_t lead);
+
+/* Encodes one ECG. `signal` holds n_leads rows of `samples` values each (row-major, mV, in the
+ * lead order above, at the model's sample rate); the first min(samples, info.samples) of each
+ * row are used and the rest of the model's length is zeros. `out_embeddings` (tokens x
+ * output_dim) receives the projected tokens; `out_hidden` (tokens x width, optional, may be
+ * NULL) the last transformer layer's tokens before the projector. One of them may be NULL, not
+ * both. A NaN or infinity among the samples used fails with UNIECG_ERR_RANGE naming the lead
+ * and sample. */
+uniecg_status uniecg_signal_encoder_encode(uniecg_signal_encoder *enc, const float *signal, int64_t samples,
+                                           float *out_embeddings, float *out_hidden, uniecg_error *error);
+
+/* ------------------------------------------------------------------------------------------ */
+/* VAE (DiffuSETS 1-D variational autoencoder: latent <-> 12-lead ECG)                          */
+
+/* The DiffuSETS VAE (ModelFormat.md, "VAE (vae.*)"): an encoder from an ECG (signal_channels,
+ * signal_length) to a latent (latent_channels, signal_length / 8) and a decoder back. Layouts
+ * are channels-major, x[c * length + t], batch 1: the published module works on (B, L, 12) and
+ * transposes at its edges; a caller holding (length, channels) data transposes first. Latents
+ * are scaled (multiplied by vae.scale, 0.18215), as the U-Net produces and consumes them.
+ * Every shape comes from the file's vae.* metadata. Holds activations for one pass, sized at
+ * create time: one call at a time per VAE. */
+typedef struct uniecg_vae uniecg_vae;
+
+typedef struct {
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                               */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the VAE makes its own                 */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores             */
+} uniecg_vae_params;
+
+uniecg_vae_params uniecg_vae_default_params(void);
+
+/* Builds encoder and decoder over the tensors of `file` (opened with load_tensors), which must
+ * outlive the VAE. A missing or malformed vae.* key or tensor is an error naming it. */
+uniecg_status uniecg_vae_create(const uniecg_model_file *file, uniecg_vae_params params, uniecg_vae **out,
+                                uniecg_error *error);
+void uniecg_vae_free(uniecg_vae *vae);
+
+typedef struct {
+    int32_t signal_channels, signal_length; /* the ECG: leads x samples (12 x 1024)              */
+    int32_t latent_channels, latent_length; /* the latent: 4 x signal_length / 8                 */
+    int32_t widths[3];                      /* channels per level, finest first (128, 256, 512)  */
+    int32_t groups;                         /* GroupNorm groups                                  */
+    double scale;                           /* latent scale (0.18215)                            */
+    double sample_rate;                     /* Hz of the signal (102.4)                          */
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_vae_info;
+
+void uniecg_vae_get_info(const uniecg_vae *vae, uniecg_vae_info *out);
+
+/* Decodes one latent (latent_channels x latent_length, scaled) into `signal` (signal_channels x
+ * signal_length, mV). The latent is not modified (the decoder divides a copy by the scale). A
+ * NaN or infinity in the latent fails with UNIECG_ERR_RANGE naming its channel and position. */
+uniecg_status uniecg_vae_decode(uniecg_vae *vae, const float *latent, float *signal, uniecg_error *error);
+
+/* Encodes one ECG (signal_channels x signal_length, mV) into `latent` (latent_channels x
+ * latent_length) = (mean + sqrt(exp(logvar)) * noise) * scale, with logvar clamped to
+ * [vae.logvar_min, vae.logvar_max]. `noise` (latent_channels x latent_length standard normals,
+ * e.g. from uniecg_normal_noise) may be NULL: the latent is then mean * scale, the
+ * deterministic encoding. `mean` and `logvar` (same shape, unscaled, logvar clamped) are
+ * optional outputs (NULL = not wanted). Non-finite signal or noise: UNIECG_ERR_RANGE. */
+uniecg_status uniecg_vae_encode(uniecg_vae *vae, const float *signal, const float *noise, float *latent, float *mean,
+                                float *logvar, uniecg_error *error);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Latent U-Net (DiffuSETS conditional 1-D U-Net) and guided sampling                          */
+
+/* The denoiser of DiffuSETS (ModelFormat.md, "Latent U-Net (unet.*)"): eps = UNet(x, t, c) over
+ * a (latent_channels, latent_length) latent, timestep t in 0..train_steps-1 and a condition
+ * c = [text embedding (cond_dim), sex, age, heart rate] of cond_length = cond_dim +
+ * extra_conditions floats. Every shape comes from the file's unet.* metadata. Holds a
+ * preallocated workspace: one predict or sample at a time per U-Net.
+ *
+ * The cross-attention sees the condition as one token, so it adds one vector per block and
+ * condition whatever the position and timestep. The U-Net computes those vectors once per
+ * distinct condition and keeps the last 4 conditions it saw (compared byte for byte: equal
+ * bytes give equal vectors, so the cache never changes a result); a sampling loop therefore
+ * pays for them once, not at every step. */
+typedef struct uniecg_unet uniecg_unet;
+
+typedef struct {
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                               */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the U-Net makes its own               */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores             */
+} uniecg_unet_params;
+
+uniecg_unet_params uniecg_unet_default_params(void);
+
+/* Builds the U-Net over the tensors of `file` (opened with load_tensors), which must outlive it.
+ * A missing or malformed unet.* key or tensor is an error naming it. */
+uniecg_status uniecg_unet_create(const uniecg_model_file *file, uniecg_unet_params params, uniecg_unet **out,
+                                 uniecg_error *error);
+void uniecg_unet_free(uniecg_unet *unet);
+
+typedef struct {
+    int32_t latent_channels, latent_length, levels, kernel;
+    int32_t cond_dim, extra_conditions, cond_length; /* cond_length = cond_dim + extra_conditions */
+    int32_t train_steps;
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_unet_info;
+
+void uniecg_unet_get_info(const uniecg_unet *unet, uniecg_unet_info *out);
+
+/* The file's default sampling schedule (unet.schedule.*: sampler, steps, eta, noise table,
+ * prediction, clipping) as scheduler parameters, sample_size filled in. Change what you like
+ * and pass it to uniecg_diffusion_sample. */
+uniecg_status uniecg_unet_schedule(const uniecg_unet *unet, uniecg_scheduler_params *out);
+
+/* eps (batch x C x L) = UNet(x (batch x C x L), timesteps (batch), cond (batch x cond_length)),
+ * all float32, channels-major. Batch 1 splits each layer over the threads; a larger batch runs
+ * its samples side by side, one per thread. Samples are independent: sample b's output does not
+ * depend on the batch size, the other samples or the thread count, bit for bit. Fails before writing anything with
+ * UNIECG_ERR_INVALID_ARGUMENT for batch < 1 or a timestep outside 0..train_steps-1, and with
+ * UNIECG_ERR_RANGE for a NaN or infinity in a condition or latent. */
+uniecg_status uniecg_unet_predict(uniecg_unet *unet, int32_t batch, const float *x, const int32_t *timesteps,
+                                  const float *cond, float *eps, uniecg_error *error);
+
+typedef struct {
+    /* NULL: the file's schedule (uniecg_unet_schedule), with `steps` steps when steps > 0.
+     * Otherwise used as given (sample_size is set by the sampler; train_steps must be the
+     * U-Net's). */
+    const uniecg_scheduler_params *scheduler;
+    int32_t steps;
+    /* Classifier-free guidance: eps = eps_null + scale * (eps_cond - eps_null), both from one
+     * batch-2 predict [cond, null] per step. 1 = off: one batch-1 predict per step. */
+    float guidance_scale;
+    /* Initial latent: uniecg_normal_noise(seed, C * L). Step i's noise (DDPM before its last
+     * step, DDIM with eta > 0): uniecg_normal_noise(uniecg_diffusion_step_seed(seed, i), C * L). */
+    uint64_t seed;
+    /* Called before step i with (i, steps) and once with (steps, steps) at the end; returning
+     * true before a step stops the sample with UNIECG_ERR_CANCELLED (latent_out untouched). */
+    bool (*progress)(int32_t step, int32_t steps, void *user_data);
+    void *progress_user_data;
+} uniecg_diffusion_sample_params;
+
+uniecg_diffusion_sample_params uniecg_diffusion_sample_default_params(void);
+
+/* The seed of step i's noise: XXH64 (seed 0) of the 16 bytes seed, i + 1 (each u64
+ * little-endian), so steps and neighbouring seeds draw unrelated streams. */
+uint64_t uniecg_diffusion_step_seed(uint64_t seed, int32_t step);
+
+/* Draws one latent (C x L floats into latent_out) for condition `cond` (cond_length floats);
+ * `null_cond` is the unconditional condition for guidance (NULL = zeros, DiffuSETS' null
+ * condition). A NaN or infinity in a condition: UNIECG_ERR_RANGE. */
+uniecg_status uniecg_diffusion_sample(uniecg_unet *unet, const uniecg_diffusion_sample_params *params,
+                                      const float *cond, const float *null_cond, float *latent_out,
+                                      uniecg_error *error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,9 +6,9 @@ import UniECG
 enum DecoderExport {
     static func plan(directory: String) throws -> ComponentPlan? {
         let configPath = directory + "/config.json"
-        guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw ConversionError("'\(configPath)' is missing")
-        }
+        // Without config.json the directory may hold other components only (a signal encoder);
+        // with none at all, Converter.convert names what it expected.
+        guard let configData = FileManager.default.contents(atPath: configPath) else { return nil }
         // Other components' directories have a config.json without a model_type.
         if let object = try? JSONSerialization.jsonObject(with: configData) as? [String: Any], object["model_type"] == nil {
             return nil

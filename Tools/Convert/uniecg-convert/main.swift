@@ -12,13 +12,24 @@ struct ConvertCommand: ParsableCommand {
             tokenizer.json and tokenizer_config.json of a Llama or Qwen2 model, and writes one
             .uecg file (see ModelFormat.md) holding the weights, the tokenizer and the metadata.
 
+            ECG signal encoder: when the directory holds signal_config.json and
+            signal_encoder.safetensors (an open_clip-style 1-D ECG tower such as GEM's ECG-CoCa,
+            open_clip tensor names, plus its projector), the encoder goes into the file too; with
+            those two files and no config.json the file holds the signal encoder alone. The JSON
+            layout and the name mapping are in ModelFormat.md ("Signal encoder").
+
+            Latent diffusion (DiffuSETS family): a config.json with "unet" and/or "vae" sections
+            beside unet.safetensors / vae.safetensors holding the published tensor names (see
+            ModelFormat.md, "Latent U-Net" and "VAE"; Tools/train/export_diffusion.py writes it).
+
             Examples:
-              uniecg-convert Tests/Fixtures/models/tiny-qwen2 -o tiny-qwen2.uecg
+              uniecg-convert Tests/Fixtures/decoder/qwen2-bias-tied-hd80 -o tiny-qwen2.uecg
+              uniecg-convert Tests/Fixtures/diffusets/small -o diffusion.uecg
               uniecg-convert ~/models/qwen2.5-0.5b -o qwen.uecg --quant none --zstd-level 3
             """
     )
 
-    @Argument(help: "The Hugging Face model directory.")
+    @Argument(help: "The model directory (Hugging Face decoder, signal encoder, and/or diffusion U-Net and VAE).")
     var directory: String
 
     @Option(name: .shortAndLong, help: "The .uecg file to write.")
