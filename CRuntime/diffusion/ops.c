@@ -205,7 +205,15 @@ static void act_task(void *ctx, int32_t index, int32_t count) {
         for (int64_t i = begin; i < end; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         break;
     case UNIECG__ACT_MISH:
-        for (int64_t i = begin; i < end; i++) x[i] = x[i] * tanhf(log1pf(expf(x[i])));
+        /* tanh(log(1 + e)) = e (e + 2) / (e (e + 2) + 2) with e = exp(x): one exp in double.
+         * glibc's tanhf and log1pf round differently on x86-64 and arm64, exp does not, so this
+         * form keeps the portable path bit-identical across architectures. Above 20 the factor
+         * is 1 in float (and e^2 would overflow later). */
+        for (int64_t i = begin; i < end; i++) {
+            if (x[i] > 20.0f) continue;
+            double e = exp((double)x[i]), n = e * (e + 2.0);
+            x[i] = x[i] * (float)(n / (n + 2.0));
+        }
         break;
     }
 }
