@@ -654,6 +654,31 @@ static void check_api(void) {
 #define CROSS_SEED 7
 #define CROSS_STEPS 10
 
+#define CROSS_ECG (12 * 1024)
+
+/* The ECG of the cross-architecture sample: the latent decoded by small/vae-none.uecg with the
+ * same kernels, so the fixture covers the whole path from seed to signal. */
+static bool cross_decode(uniecg_kernel_variant v, const float *latent, float *ecg) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/small/vae-none.uecg", root);
+    uniecg_model_file *file = NULL;
+    uniecg_vae *vae = NULL;
+    uniecg_error err = {0};
+    CHECK_STATUS(uniecg_model_file_open(path, uniecg_open_default_params(), &file, &err), UNIECG_OK, &err);
+    uniecg_vae_params p = uniecg_vae_default_params();
+    p.kernels = v;
+    p.n_threads = 1;
+    if (file) CHECK_STATUS(uniecg_vae_create(file, p, &vae, &err), UNIECG_OK, &err);
+    bool ok = vae != NULL;
+    if (ok) {
+        CHECK_STATUS(uniecg_vae_decode(vae, latent, ecg, &err), UNIECG_OK, &err);
+        ok = err.status == UNIECG_OK;
+    }
+    uniecg_vae_free(vae);
+    uniecg_model_file_free(file);
+    return ok;
+}
+
 /* A seeded guided DDPM sample: it draws per-step noise, so the fixture covers the seed
  * derivation too. */
 static bool cross_sample(const uniecg_model_file *file, uniecg_kernel_variant v, float *latent) {
@@ -689,24 +714,26 @@ static void check_cross_arch(bool record) {
     free(bytes);
     uniecg_model_file *file = open_model("small", "none");
     if (!file) return;
-    float latent[512];
+    static float latent[512], ecg[CROSS_ECG];
     if (record) {
 #if !defined(__x86_64__)
         printf("--record is for x86-64 only\n");
         CHECK(false);
 #else
-        if (cross_sample(file, UNIECG_KERNELS_PORTABLE, latent)) {
+        if (cross_sample(file, UNIECG_KERNELS_PORTABLE, latent) && cross_decode(UNIECG_KERNELS_PORTABLE, latent, ecg)) {
             FILE *f = fopen(path, "w");
             CHECK(f != NULL);
             if (f) {
                 fprintf(f, "# Cross-architecture fixture (issue 8.3), recorded by CRuntime/tests/test_unet.c --record on x86-64\n"
                            "# with the portable kernels, 1 thread: the latent of a guided DDPM sample of %d steps (guidance 2,\n"
                            "# seed %d, per-step noise from uniecg_diffusion_step_seed) with the condition of sample_ddim10,\n"
-                           "# from unet-none.uecg (its XXH64 below). test_unet checks it within %.0e relative on every\n"
-                           "# architecture with portable kernels.\n",
+                           "# from unet-none.uecg (its XXH64 below), then that latent decoded by vae-none.uecg: 512 latent\n"
+                           "# values, then the 12 x 1024 ECG (mV, lead-major). test_unet checks both within %.0e relative on\n"
+                           "# every architecture with portable kernels.\n",
                         CROSS_STEPS, CROSS_SEED, CROSS_ARCH_BAR);
                 fprintf(f, "file unet-none.uecg xxh64 %016llx\n", (unsigned long long)hash);
                 for (int i = 0; i < 512; i++) fprintf(f, "%.9g\n", (double)latent[i]);
+                for (int i = 0; i < CROSS_ECG; i++) fprintf(f, "%.9g\n", (double)ecg[i]);
                 fclose(f);
                 printf("recorded %s\n", path);
             }
@@ -721,29 +748,32 @@ static void check_cross_arch(bool record) {
         uniecg_model_file_free(file);
         return;
     }
-    float expected[512];
+    static float expected[512 + CROSS_ECG];
     int n = 0;
     unsigned long long recorded_hash = 0;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#') continue;
         if (sscanf(line, "file unet-none.uecg xxh64 %llx", &recorded_hash) == 1) continue;
-        if (n < 512) expected[n++] = strtof(line, NULL);
+        if (n < 512 + CROSS_ECG) expected[n++] = strtof(line, NULL);
     }
     free(text);
-    CHECK_MSG(n == 512, "cross_arch.txt: %d values", n);
+    CHECK_MSG(n == 512 + CROSS_ECG, "cross_arch.txt: %d values (rerun --record)", n);
     CHECK_MSG(recorded_hash == hash, "cross_arch.txt was recorded for another unet-none.uecg (%016llx, now %016llx): rerun --record",
               recorded_hash, (unsigned long long)hash);
-    for (size_t vi = 0; vi < sizeof variants / sizeof *variants && n == 512; vi++) {
+    for (size_t vi = 0; vi < sizeof variants / sizeof *variants && n == 512 + CROSS_ECG; vi++) {
         if (!uniecg_kernel_variant_supported(variants[vi])) continue;
-        if (!cross_sample(file, variants[vi], latent)) continue;
-        stats s = compare(latent, expected, 512);
-        printf("cross-architecture sample, %-12s: relative deviation from the x86-64 recording %.3e\n",
-               uniecg_kernel_variant_name(variants[vi]), s.rel);
-        if (variants[vi] == UNIECG_KERNELS_PORTABLE)
-            CHECK_MSG(s.rel <= CROSS_ARCH_BAR, "cross-architecture sample (portable): %.3e > %.0e", s.rel, CROSS_ARCH_BAR);
-        else /* f32 weights: the SIMD variants differ only in summation order */
-            CHECK_MSG(s.rel <= 1e-3, "cross-architecture sample (%s): %.3e", uniecg_kernel_variant_name(variants[vi]), s.rel);
+        if (!cross_sample(file, variants[vi], latent) || !cross_decode(variants[vi], latent, ecg)) continue;
+        stats s = compare(latent, expected, 512), e = compare(ecg, expected + 512, CROSS_ECG);
+        printf("cross-architecture sample, %-12s: relative deviation from the x86-64 recording: latent %.3e, ECG %.3e\n",
+               uniecg_kernel_variant_name(variants[vi]), s.rel, e.rel);
+        if (variants[vi] == UNIECG_KERNELS_PORTABLE) {
+            CHECK_MSG(s.rel <= CROSS_ARCH_BAR, "cross-architecture latent (portable): %.3e > %.0e", s.rel, CROSS_ARCH_BAR);
+            CHECK_MSG(e.rel <= CROSS_ARCH_BAR, "cross-architecture ECG (portable): %.3e > %.0e", e.rel, CROSS_ARCH_BAR);
+        } else { /* f32 weights: the SIMD variants differ only in summation order */
+            CHECK_MSG(s.rel <= 1e-3, "cross-architecture latent (%s): %.3e", uniecg_kernel_variant_name(variants[vi]), s.rel);
+            CHECK_MSG(e.rel <= 1e-3, "cross-architecture ECG (%s): %.3e", uniecg_kernel_variant_name(variants[vi]), e.rel);
+        }
     }
     uniecg_model_file_free(file);
 }
