@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import UniECG
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate a synthetic 12-lead ECG with a model's latent U-Net and VAE.",
+        discussion: """
+            Runs the guided diffusion sample for a condition and writes NAME.hea and NAME.dat
+            (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper). The ECG is synthetic:
+            \(UniECGVersion.notice)
+
+            The condition comes from a file until the bundled model exists (text -> language
+            model -> aligner comes later):
+              - JSON: {"embedding": [cond_dim floats], "sex": "male", "age": 60, "heart_rate": 72}
+                (sex, age and heart_rate optional; sex is "male" or "female");
+              - .npy: float32, the full condition vector [embedding, sex (1 male / 0 otherwise),
+                age, heart rate].
+            --sex, --age and --heart-rate override the file's values.
+
+            Examples:
+              uniecg generate --model diffusets.uecg --condition cond.json -o out/ecg
+              uniecg generate --model diffusets.uecg --condition cond.npy --steps 50 --seed 7 --age 45
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "The .uecg file holding the U-Net (unet.*) and the VAE (vae.*).")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The condition: a JSON file or a float32 .npy vector.")
+    var condition: String
+
+    @Option(name: .shortAndLong, help: "Output path without extension (NAME.hea/.dat/.csv/.svg).")
+    var output = "generated"
+
+    @Option(help: "Denoising steps (default: the file's schedule).")
+    var steps: Int?
+
+    @Option(help: "Sampler: ddpm, ddim or dpmpp_2m (default: the file's).")
+    var sampler: ECGSampler?
+
+    @Option(help: "Classifier-free guidance scale (1 = off).")
+    var guidance: Float = 2
+
+    @Option(help: "Random seed: the same seed gives the same ECG.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Sex condition: male or female.")
+    var sex: Sex?
+
+    @Option(help: "Age condition in years (0-120).")
+    var age: Double?
+
+    @Option(help: "Heart-rate condition in beats per minute (20-300).")
+    var heartRate: Double?
+
+    @Option(help: "Worker threads (0 = physical cores).")
+    var threads = 0
+
+    @Option(help: "Kernels: auto, portable, avx2, neon, neon-dotprod (auto honours UNIECG_KERNELS).")
+    var kernels: KernelVariant = .auto
+
+    func validate() throws {
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        guard guidance.isFinite, guidance >= 0 else { throw ValidationError("--guidance must be >= 0 (1 = off)") }
+        guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
+    }
+
+    func run() throws {
+        // Refuse a missing output directory before sampling, not after.
+        let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            Terminal.writeError("uniecg generate: output directory '\(directory)' does not exist\n")
+            throw ExitCode.failure
+        }
+        do {
+            var cond = try Self.readCondition(condition)
+            if let sex { cond.sex = sex }
+            if let age { cond.age = age }
+            if let heartRate { cond.heartRate = heartRate }
+            var modelOptions = ECGGenerator.Options()
+            modelOptions.threads = threads
+            modelOptions.kernels = kernels
+            let generator = try ECGGenerator(path: model, options: modelOptions)
+            var options = ECGGenerationOptions()
+            options.steps = steps
+            options.sampler = sampler
+            options.guidance = guidance
+            options.seed = seed
+
+            // Ctrl-C stops before the next step; nothing is written then.
+            signal(SIGINT, SIG_IGN)
+            let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+            interrupt.setEventHandler { generator.cancelGeneration() }
+            interrupt.resume()
+            defer { interrupt.cancel() }
+
+            let bar = ProgressBar(label: "generate")
+            let (record, summary) = try generator.generateWithSummary(condition: cond, options: options) { i, n in
+                bar.update(fraction: Double(i) / Double(n), detail: "step \(i) of \(n)")
+            }
+            bar.finish()
+            let title = "Synthetic ECG — seed \(summary.seed), \(summary.steps) \(summary.sampler.rawValue) steps, guidance \(summary.guidance)"
+            for path in try RecordFile.writeAll(record, base: output, title: title) { print("wrote \(path)") }
+            // Best effort: a synthetic record may have no beats the detector accepts.
+            if let rate = (try? Measurements.measure(record))?.heartRate {
+                print(String(format: "measured heart rate: %.0f bpm", rate))
+            } else {
+                print("measured heart rate: not measurable")
+            }
+            Terminal.writeError(String(format: "-- %d steps in %.2f s, decoded in %.3f s, kernels %@, %d threads\n",
+                                       summary.steps, summary.samplingSeconds, summary.decodingSeconds,
+                                       generator.kernels.rawValue, generator.threads))
+            print(UniECGVersion.notice)
+        } catch UniECGError.cancelled {
+            Terminal.writeError("\nuniecg generate: cancelled; nothing written\n")
+            throw ExitCode(130)
+        } catch {
+            Terminal.writeError("\nuniecg generate: \(error)\n")
+            throw ExitCode.failure
+        }
+    }
+
+    /// A condition from a JSON object or a float32 .npy vector.
+    static func readCondition(_ path: String) throws -> ECGCondition {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the condition file '\(path)'")
+        }
+        if path.lowercased().hasSuffix(".npy") {
+            let array = try NPY.readFloat32(data)
+            guard array.shape.count == 1 || (array.shape.count == 2 && array.shape[0] == 1) else {
+                throw ValidationError("'\(path)': a condition .npy is one vector (shape (n,) or (1, n)), not \(array.shape)")
+            }
+            return try ECGCondition(vector: array.values)
+        }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ValidationError("'\(path)' is not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = json as? [String: Any] else {
+            throw ValidationError("'\(path)': the condition must be a JSON object with an \"embedding\" array")
+        }
+        let known: Set = ["embedding", "sex", "age", "heart_rate"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ValidationError("'\(path)': unknown key \"\(unknown)\" (expected embedding, sex, age, heart_rate)")
+        }
+        guard let values = object["embedding"] as? [Any], !values.isEmpty else {
+            throw ValidationError("'\(path)': \"embedding\" must be a non-empty array of numbers")
+        }
+        var embedding: [Float] = []
+        for (i, value) in values.enumerated() {
+            guard let number = value as? NSNumber else {
+                throw ValidationError("'\(path)': embedding[\(i)] is not a number")
+            }
+            embedding.append(number.floatValue)
+        }
+        var condition = ECGCondition(embedding: embedding)
+        if let sex = object["sex"] {
+            guard let text = sex as? String, let parsed = Sex(rawValue: text.lowercased()) else {
+                throw ValidationError("'\(path)': \"sex\" must be \"male\" or \"female\"")
+            }
+            condition.sex = parsed
+        }
+        func number(_ key: String) throws -> Double? {
+            guard let value = object[key] else { return nil }
+            guard let number = value as? NSNumber else { throw ValidationError("'\(path)': \"\(key)\" must be a number") }
+            return number.doubleValue
+        }
+        condition.age = try number("age")
+        condition.heartRate = try number("heart_rate")
+        return condition
+    }
+}
+
+extension ECGSampler: ExpressibleByArgument {}
+extension Sex: ExpressibleByArgument {}
