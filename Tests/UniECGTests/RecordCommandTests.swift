@@ -15,6 +15,9 @@ import Testing
         for ext in ["hea", "dat", "csv", "svg"] {
             #expect(FileManager.default.fileExists(atPath: dir.path("copy.\(ext)")), "copy.\(ext) missing")
         }
+        // written through a staging directory that is gone afterwards
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted()
+        #expect(left == ["copy.csv", "copy.dat", "copy.hea", "copy.svg"], "\(left)")
         let original = try WFDB.read(header: URL(fileURLWithPath: source)).record
         let wfdb = try WFDB.read(header: URL(fileURLWithPath: dir.path("copy.hea"))).record
         let csv = try RecordFile.read(dir.path("copy.csv")).record

@@ -46,7 +46,9 @@ public enum RecordFile {
 extension RecordFile {
     /// Writes `base.hea` + `base.dat` (WFDB format 16), `base.csv` and `base.svg` (ECG paper),
     /// the set every command that produces a record writes. `base` is a path without extension;
-    /// its directory must exist. Returns the paths written.
+    /// its directory must exist. The files are written into a temporary directory beside them
+    /// and renamed into place, so a failure never leaves a half-written record under the final
+    /// names. Returns the paths written.
     @discardableResult
     public static func writeAll(_ record: ECGRecord, base: String, title: String) throws -> [String] {
         let url = URL(fileURLWithPath: base)
@@ -55,11 +57,21 @@ extension RecordFile {
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ECGRecordError.unreadable("output directory '\(directory.path)' does not exist")
         }
-        try WFDB.write(record, name: name, directory: directory)
-        let csv = directory.appendingPathComponent("\(name).csv").path
-        let svg = directory.appendingPathComponent("\(name).svg").path
-        try ECGCSV.write(record).write(toFile: csv, atomically: true, encoding: .utf8)
-        try ECGPaper.svg(record, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
-        return ["hea", "dat"].map { directory.appendingPathComponent("\(name).\($0)").path } + [csv, svg]
+        let staging = directory.appendingPathComponent(".\(name).partial-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try WFDB.write(record, name: name, directory: staging)
+        try ECGCSV.write(record).write(to: staging.appendingPathComponent("\(name).csv"), atomically: false, encoding: .utf8)
+        try ECGPaper.svg(record, title: title).write(to: staging.appendingPathComponent("\(name).svg"), atomically: false,
+                                                     encoding: .utf8)
+        var written: [String] = []
+        for ext in ["dat", "hea", "csv", "svg"] {  // the signal before the header that names it
+            let from = staging.appendingPathComponent("\(name).\(ext)"), to = directory.appendingPathComponent("\(name).\(ext)")
+            guard rename(from.path, to.path) == 0 else {
+                throw ECGRecordError.unreadable("cannot move '\(name).\(ext)' into '\(directory.path)': \(String(cString: strerror(errno)))")
+            }
+            written.append(to.path)
+        }
+        return written
     }
 }
