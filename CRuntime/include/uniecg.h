@@ -677,6 +677,54 @@ uniecg_status uniecg_diffusion_sample(uniecg_unet *unet, const uniecg_diffusion_
                                       const float *cond, const float *null_cond, float *latent_out,
                                       uniecg_error *error);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Aligner (language-model hidden states -> diffusion condition)                              */
+
+/* The aligner (ModelFormat.md, "Aligner (aligner.*)"): maps the hidden states of the K
+ * ECG-generation tokens of the language model (K x input_dim, token-major) to the U-Net's text
+ * embedding (output_dim = the U-Net's cond_dim; the sex / age / rate scalars are appended by the
+ * caller). Pool the K states (mean, or flatten: the K rows concatenated), an MLP of n_layers
+ * Linear layers with exact GELU between them, then an optional LayerNorm and an optional L2
+ * normalisation. Every shape comes from the file's aligner.* metadata. Holds its activations:
+ * one forward at a time per aligner. */
+typedef struct uniecg_aligner uniecg_aligner;
+
+typedef struct {
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                               */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the aligner makes its own             */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores             */
+} uniecg_aligner_params;
+
+uniecg_aligner_params uniecg_aligner_default_params(void);
+
+/* Builds the aligner over the tensors of `file` (opened with load_tensors), which must outlive
+ * it. A missing or malformed aligner.* key or tensor is an error naming it. */
+uniecg_status uniecg_aligner_create(const uniecg_model_file *file, uniecg_aligner_params params,
+                                    uniecg_aligner **out, uniecg_error *error);
+void uniecg_aligner_free(uniecg_aligner *aligner);
+
+typedef enum { UNIECG_ALIGNER_POOL_MEAN = 0, UNIECG_ALIGNER_POOL_FLATTEN = 1 } uniecg_aligner_pooling;
+
+typedef struct {
+    int32_t tokens;      /* K, hidden states per condition                                      */
+    int32_t input_dim;   /* width of each hidden state (the language model's hidden size)       */
+    int32_t output_dim;  /* the condition's embedding width (the U-Net's cond_dim)              */
+    int32_t hidden_dim;  /* width between the Linear layers                                     */
+    int32_t n_layers;    /* Linear layers (1 = a single projection)                             */
+    uniecg_aligner_pooling pooling;
+    bool layer_norm;     /* a final LayerNorm                                                   */
+    bool normalize;      /* the output is scaled to unit L2 norm                                */
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_aligner_info;
+
+void uniecg_aligner_get_info(const uniecg_aligner *aligner, uniecg_aligner_info *out);
+
+/* condition (output_dim) = aligner(hidden (tokens x input_dim, row-major)). A NaN or infinity in
+ * `hidden` fails with UNIECG_ERR_RANGE naming its token and index, before anything is written. */
+uniecg_status uniecg_aligner_forward(uniecg_aligner *aligner, const float *hidden, float *condition,
+                                     uniecg_error *error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -56,6 +56,7 @@ public struct Converter {
         { try UNetExport.plan(directory: $0) },
         { try SignalEncoderExport.plan(directory: $0) },
         { try VAEExport.plan(directory: $0) },
+        { try AlignerExport.plan(directory: $0) },
     ]
 
     public func convert(to output: String, progress: (Progress) -> Void = { _ in }) throws -> Summary {
@@ -66,7 +67,7 @@ public struct Converter {
         }
         let components = try Self.exporters.compactMap { try $0(directory) }
         guard !components.isEmpty else {
-            throw ConversionError("'\(directory)' holds no model this converter knows: expected config.json of a Llama or Qwen2 model, signal_config.json + signal_encoder.safetensors, or config.json with \"unet\"/\"vae\" sections + unet/vae.safetensors (see uniecg-convert --help)")
+            throw ConversionError("'\(directory)' holds no model this converter knows: expected config.json of a Llama or Qwen2 model, signal_config.json + signal_encoder.safetensors, config.json with \"unet\"/\"vae\" sections + unet/vae.safetensors, or aligner_config.json + aligner.safetensors (see uniecg-convert --help)")
         }
         var targets = Set<String>()
         for component in components {
