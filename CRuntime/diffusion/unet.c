@@ -963,7 +963,7 @@ uniecg_status uniecg_diffusion_sample(uniecg_unet *u, const uniecg_diffusion_sam
     uniecg_normal_noise(params->seed, x, size);
     int32_t steps = uniecg_scheduler_steps(sched);
     for (int32_t i = 0; i < steps && s == UNIECG_OK; i++) {
-        if (params->progress && params->progress(i, steps, params->progress_user_data)) {
+        if (params->progress && params->progress(i, steps, x, params->progress_user_data)) {
             s = uniecg__fail(error, UNIECG_ERR_CANCELLED, "diffusion_sample: cancelled before step %d of %d", i, steps);
             break;
         }
@@ -988,7 +988,7 @@ uniecg_status uniecg_diffusion_sample(uniecg_unet *u, const uniecg_diffusion_sam
     }
     if (s == UNIECG_OK) {
         memcpy(latent_out, x, (size_t)size * sizeof(float));
-        if (params->progress) (void)params->progress(steps, steps, params->progress_user_data);
+        if (params->progress) (void)params->progress(steps, steps, x, params->progress_user_data);
     }
     uniecg_scheduler_free(sched);
     return s;

@@ -658,9 +658,11 @@ typedef struct {
     /* Initial latent: uniecg_normal_noise(seed, C * L). Step i's noise (DDPM before its last
      * step, DDIM with eta > 0): uniecg_normal_noise(uniecg_diffusion_step_seed(seed, i), C * L). */
     uint64_t seed;
-    /* Called before step i with (i, steps) and once with (steps, steps) at the end; returning
-     * true before a step stops the sample with UNIECG_ERR_CANCELLED (latent_out untouched). */
-    bool (*progress)(int32_t step, int32_t steps, void *user_data);
+    /* Called before step i with (i, steps) and once with (steps, steps) at the end; `latent`
+     * is the current sample (C x L, valid during the call: after i steps, the final latent at
+     * the end), so a caller can decode previews. Returning true before a step stops the sample
+     * with UNIECG_ERR_CANCELLED (latent_out untouched). */
+    bool (*progress)(int32_t step, int32_t steps, const float *latent, void *user_data);
     void *progress_user_data;
 } uniecg_diffusion_sample_params;
 

@@ -467,9 +467,9 @@ typedef struct {
     bool ordered;
 } progress_state;
 
-static bool on_progress(int32_t step, int32_t steps, void *user) {
+static bool on_progress(int32_t step, int32_t steps, const float *latent, void *user) {
     progress_state *p = user;
-    if (step != p->calls || steps != 10) p->ordered = false;
+    if (step != p->calls || steps != 10 || !latent) p->ordered = false;
     p->calls++;
     p->last_step = step;
     return step == p->cancel_at;

@@ -96,6 +96,9 @@ public struct ECGGenerationOptions: Sendable {
     public var guidance: Float = 2
     /// The same seed, condition and options give the same ECG (bit for bit on the portable kernels).
     public var seed: UInt64 = 0
+    /// Stream a decoded preview after every k-th step (not after the last: `.finished` carries
+    /// it); nil = none. Each preview costs one VAE decode.
+    public var previewEvery: Int?
     public init() {}
 }
 
@@ -113,10 +116,10 @@ public struct ECGGenerationSummary: Sendable {
 public enum ECGGenerationEvent: Sendable {
     /// `index` of `of` denoising steps are done (1...n, in order).
     case step(Int, of: Int)
+    /// The current latent decoded after `step` of `of` steps (see `previewEvery`).
+    case preview(ECGRecord, step: Int, of: Int)
     /// The last event of a generation that was not cancelled.
     case finished(ECGRecord, ECGGenerationSummary)
-    // No decoded previews: uniecg_diffusion_sample keeps its latent inside the U-Net and its
-    // progress callback receives only (step, steps), so there is nothing to decode mid-sample.
 }
 
 /// Generates 12-lead ECGs with the DiffuSETS latent U-Net and VAE of one .uecg file (its unet.*
@@ -236,9 +239,11 @@ public final class ECGGenerator: @unchecked Sendable {
                         into continuation: AsyncThrowingStream<ECGGenerationEvent, any Error>.Continuation)
     {
         do {
-            let (record, summary) = try run(condition: condition, options: options, flag: flag) { i, n in
+            let (record, summary) = try run(condition: condition, options: options, flag: flag, onStep: { i, n in
                 _ = continuation.yield(.step(i, of: n))
-            }
+            }, onPreview: { record, i, n in
+                _ = continuation.yield(.preview(record, step: i, of: n))
+            })
             continuation.yield(.finished(record, summary))
             continuation.finish()
         } catch .cancelled {
@@ -270,17 +275,24 @@ public final class ECGGenerator: @unchecked Sendable {
     private final class Progress {
         let flag: CancelFlag
         let onStep: (Int, Int) -> Void
-        init(flag: CancelFlag, onStep: @escaping (Int, Int) -> Void) {
+        let previewEvery: Int?
+        let onPreview: ((Int, Int, UnsafePointer<Float>) -> Void)?
+        init(flag: CancelFlag, onStep: @escaping (Int, Int) -> Void, previewEvery: Int?,
+             onPreview: ((Int, Int, UnsafePointer<Float>) -> Void)?) {
             self.flag = flag
             self.onStep = onStep
+            self.previewEvery = previewEvery
+            self.onPreview = onPreview
         }
     }
 
     func run(condition: ECGCondition, options: ECGGenerationOptions, flag: CancelFlag,
-             onStep: (Int, Int) -> Void) throws(UniECGError) -> (record: ECGRecord, summary: ECGGenerationSummary)
+             onStep: (Int, Int) -> Void, onPreview: ((ECGRecord, Int, Int) -> Void)? = nil) throws(UniECGError)
+        -> (record: ECGRecord, summary: ECGGenerationSummary)
     {
         let cond = try condition.vector(embeddingWidth: embeddingWidth)
         if let steps = options.steps, steps < 1 { throw .invalidArgument("steps must be at least 1, not \(steps)") }
+        if let k = options.previewEvery, k < 1 { throw .invalidArgument("previewEvery must be at least 1, not \(k)") }
         guard options.guidance.isFinite, options.guidance >= 0 else {
             throw .invalidArgument("the guidance scale must be finite and >= 0 (1 = off), not \(options.guidance)")
         }
@@ -302,8 +314,20 @@ public final class ECGGenerator: @unchecked Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         var error = uniecg_error()
+        let latentCount = latentChannels * latentLength
+        // Previews decode the latent the C loop hands to its progress callback; a failed
+        // preview decode is skipped (the sample itself goes on and reports its own errors).
+        let decodePreview: (Int, Int, UnsafePointer<Float>) -> Void = { [vae] step, steps, latent in
+            guard let onPreview else { return }
+            let values = Array(UnsafeBufferPointer(start: latent, count: latentCount))
+            if var record = try? vae.decode(latent: values) {
+                record.comments = ["preview after step \(step) of \(steps)", UniECGVersion.notice]
+                onPreview(record, step, steps)
+            }
+        }
         let status = withoutActuallyEscaping(onStep) { onStep in
-            let progress = Progress(flag: flag, onStep: onStep)
+            let progress = Progress(flag: flag, onStep: onStep, previewEvery: onPreview == nil ? nil : options.previewEvery,
+                                    onPreview: decodePreview)
             return withExtendedLifetime(progress) {
                 withUnsafePointer(to: &schedule) { sp in
                     var params = uniecg_diffusion_sample_default_params()
@@ -313,9 +337,13 @@ public final class ECGGenerator: @unchecked Sendable {
                     params.progress_user_data = Unmanaged.passUnretained(progress).toOpaque()
                     // Called before step i with (i, n) and once with (n, n) at the end: step i
                     // is done when the call for i + 1 comes. Returning true cancels.
-                    params.progress = { step, steps, user in
+                    params.progress = { step, steps, latent, user in
                         let progress = Unmanaged<Progress>.fromOpaque(user!).takeUnretainedValue()
                         if step > 0 { progress.onStep(Int(step), Int(steps)) }
+                        if let k = progress.previewEvery, let latent, step > 0, step < steps, step % Int32(k) == 0,
+                           !progress.flag.isSet {
+                            progress.onPreview?(Int(step), Int(steps), latent)
+                        }
                         return progress.flag.isSet
                     }
                     return cond.withUnsafeBufferPointer { c in

@@ -79,18 +79,23 @@ import Testing
         #expect(record.comments.contains(UniECGVersion.notice))
     }
 
-    @Test("the stream yields step 1...n in order, then one finished record with 12 leads")
+    @Test("the stream yields step 1...n in order with a preview every k steps, then one finished record with 12 leads")
     func streamEvents() async throws {
         let dir = try Fixtures.temporaryDirectory()
         let generator = try Self.generator(in: dir)
         var options = Self.fixtureOptions
         options.steps = 7
-        var steps: [Int] = [], finished: ECGRecord?
+        options.previewEvery = 2
+        var steps: [Int] = [], previews: [(Int, ECGRecord)] = [], finished: ECGRecord?
         for try await event in generator.generate(condition: try Self.fixtureCondition().condition, options: options) {
             switch event {
             case .step(let i, let n):
                 #expect(n == 7 && finished == nil)
                 steps.append(i)
+            case .preview(let record, let step, let n):
+                // a preview follows the step it shows
+                #expect(n == 7 && steps.last == step && finished == nil)
+                previews.append((step, record))
             case .finished(let record, let summary):
                 #expect(finished == nil, "two finished events")
                 #expect(summary.steps == 7)
@@ -100,6 +105,12 @@ import Testing
         #expect(steps == Array(1...7))
         let record = try #require(finished)
         #expect(record.leads == Lead.allCases && record.signals.count == 12)
+        #expect(previews.map(\.0) == [2, 4, 6])
+        for (_, preview) in previews {
+            #expect(preview.leads == Lead.allCases && preview.sampleCount == record.sampleCount)
+            #expect(preview.signals != record.signals, "a preview equals the final record")
+        }
+        #expect(Set(previews.map { $0.1.signals[1] }).count == 3, "previews do not change between steps")
         // The stream and the synchronous call run the same sample.
         #expect(try generator.generate(condition: try Self.fixtureCondition().condition, options: options) { _, _ in } == record)
     }
