@@ -57,18 +57,26 @@ extension Measurements {
     /// 2. R peaks (Pan–Tompkins class): 5–15 Hz band, derivative, squared and summed over leads,
     ///    150 ms moving-window integration, adaptive signal/noise thresholds with a 200 ms
     ///    refractory period and search-back after 1.66 mean RR; each peak moved to the maximum
-    ///    of the summed squared signal within 150 ms before it.
+    ///    of the summed squared signal within 150 ms before it; peaks within 60 ms of the record's
+    ///    start or end (complexes cut by the record's edge) are dropped.
     /// 3. Rate and rhythm from RR intervals: heart rate 60000 / mean RR; irregular when the
     ///    coefficient of variation of RR exceeds 0.10.
-    /// 4. A median beat per lead (300 ms before to 650 ms after R) of every beat with a full window.
+    /// 4. A median beat per lead (450 ms before to 650 ms after R) of every beat with a full window.
     /// 5. QRS onset and offset where the spatial velocity (sum over leads of |slope|) of the median
     ///    beats stays below 10 % of its peak for 10 ms; QRS = offset − onset.
-    /// 6. P wave: present when lead II's (or V1's) median beat holds a deflection > 0.05 mV
-    ///    between 300 (or the previous T end) and 60 ms before QRS onset that recurs beat to beat (mean correlation > 0.5);
-    ///    P onset where that deflection falls below 10 % of its peak; PR = QRS onset − P onset.
-    /// 7. T end on the lead with the largest T wave (II, V2, V3 or V5): after the T wave's steepest
-    ///    return toward the baseline, the first point where its slope has flattened to 5 % of
-    ///    that steepest slope; QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
+    /// 6. P wave: present when lead II's (or V1's) median beat holds a deflection between 400 ms (or
+    ///    the previous T end; without a T end, the end of a QTc-440 ms T) and 60 ms before QRS onset,
+    ///    measured from a line joining the window start and the PR segment, larger than 4 % of that
+    ///    lead's QRS (0.015–0.05 mV), that recurs beat to beat (mean correlation > 0.5) and is not
+    ///    followed or preceded, ≥ 120 ms away, by a second deflection of the same polarity ≥ 60 % of
+    ///    its size (flutter waves); P onset where that deflection falls to 5 % of its height above
+    ///    the TP level (median of the window up to 80 ms before the P peak); PR = QRS onset − P onset.
+    /// 7. T end on the lead with the largest T wave (II, V2, V3 or V5), on a 20 ms moving average of
+    ///    the median beat: after the T wave's steepest return toward the baseline (the descent ends
+    ///    where the signal turns back by more than 3 % of the T amplitude), the first point where
+    ///    its slope has flattened to 15 % of that steepest slope; the window ends at 0.8 median RR.
+    ///    QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
+    ///    Without a P wave (AF, flutter) QT and QTc get a confidence of at most 0.3 and a warning.
     /// 8. Frontal axis = atan2(net QRS area in aVF, net QRS area in I).
     /// 9. ST deviation per lead at J + 60 ms against the PR segment (40–10 ms before QRS onset).
     public static func measure(_ record: ECGRecord) throws -> Measurements {
@@ -87,7 +95,11 @@ extension Measurements {
         }
 
         let filtered = record.signals.map { Filters.bandPass($0, rate: rate) }
-        let peaks = detectRPeaks(filtered, rate: rate)
+        // A complex cut by the record's start or end (R within 60 ms of it) is dropped: the located
+        // maximum is then the part of the complex inside the record, not its R peak, and that one
+        // misplaced beat moved the rate by 2 bpm in a 3 s simulated RBBB record.
+        let edge = Int(0.06 * rate)
+        let peaks = detectRPeaks(filtered, rate: rate).filter { $0.index >= edge && $0.index < record.sampleCount - edge }
         guard peaks.count >= 2 else { throw MeasurementError.noBeats }
         result.rPeaks = peaks.map(\.index)
         let allBeats = Array(peaks.indices)
@@ -109,7 +121,9 @@ extension Measurements {
                                        leads: record.leads, beats: allBeats, method: "standard deviation / mean of RR"))
 
         // Median beat.
-        let pre = Int(0.30 * rate), post = Int(0.65 * rate)
+        // 450 ms before R: room for a P wave of a first-degree AV block (PR up to ~380 ms); with
+        // 300 ms, P onsets of PR > 250 ms lay outside the median beat (simulated: PR 240 for 326).
+        let pre = Int(0.45 * rate), post = Int(0.65 * rate)
         let windowBeats = peaks.indices.filter { peaks[$0].index - pre >= 0 && peaks[$0].index + post < record.sampleCount }
         guard windowBeats.count >= 1 else {
             result.warnings.append("no beat has a full window for interval measurements")
@@ -142,7 +156,10 @@ extension Measurements {
         let baseline = median.map { lead in prSegment.map { lead[$0] }.reduce(0, +) / Double(prSegment.count) }
 
         // T end and QT.
-        let rrSamples = Int(rrMean / 1000 * rate)
+        // The T window and the previous beat's T end use the median RR, not the mean: with an
+        // irregular rhythm (flutter with variable conduction) the median beat already holds the
+        // next QRS where most beats have it, and a mean-RR window reached into it (no T end found).
+        let rrSamples = Int(Filters.median(rr) / 1000 * rate)
         let tWindow = (offset + Int(0.06 * rate))..<min(pre + post - 1, pre + max(Int(0.2 * rate), Int(Double(rrSamples) * 0.8)))
         var tEndSample: Double? = nil
         if !tWindow.isEmpty {
@@ -151,22 +168,33 @@ extension Measurements {
                 tWindow.map { abs(median[a][$0] - baseline[a]) }.max()! < tWindow.map { abs(median[b][$0] - baseline[b]) }.max()!
             }
             if let t = pick {
-                let lead = median[t], base = baseline[t]
+                // The T wave is analysed on a 20 ms moving average of the median beat: T is a slow
+                // wave (nothing of it is lost), while ripples of a few µV on its flat top used to
+                // end the "descent" one sample after the peak (simulated RBBB record: QT 273 ms,
+                // truth 332).
+                let lead = Filters.movingAverage(median[t], width: max(1, Int(0.02 * rate))), base = baseline[t]
                 let peak = tWindow.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
-                // Steepest return toward the baseline on the T wave's descent (which ends where
-                // the signal turns back, so a following P wave is never taken), then the first
-                // point where the slope has flattened to 5 % of it: independent of small
-                // baseline offsets.
+                // Steepest return toward the baseline on the T wave's descent, then the first point
+                // where the slope has flattened to `tFlattening` of that steepest slope: independent
+                // of small baseline offsets. The descent ends where the signal turns back by more than a
+                // noise tolerance (3 % of the T amplitude, at least 5 µV) from its lowest point so
+                // far, so a following P wave is never taken while noise cannot stop it early.
                 let sign: Double = lead[peak] > base ? 1 : -1
-                var descentEnd = peak
-                while descentEnd + 1 < tWindow.upperBound, (lead[descentEnd + 1] - lead[descentEnd]) * sign <= 0 { descentEnd += 1 }
+                let tolerance = max(0.005, 0.03 * abs(lead[peak] - base))
+                var descentEnd = peak, lowest = lead[peak] * sign
+                var i = peak
+                while i + 1 < tWindow.upperBound {
+                    i += 1
+                    let v = lead[i] * sign
+                    if v < lowest { lowest = v; descentEnd = i } else if v > lowest + tolerance { break }
+                }
                 var steepest = peak, slope = 0.0
                 for i in peak..<descentEnd {
                     let d = (lead[i + 1] - lead[i]) * sign
                     if d < slope { slope = d; steepest = i }
                 }
                 var end = steepest
-                while end < descentEnd, (lead[end + 1] - lead[end]) * sign < 0.05 * slope { end += 1 }
+                while end < descentEnd, (lead[end + 1] - lead[end]) * sign < tFlattening * slope { end += 1 }
                 if slope < 0 {
                     let tEnd = Double(end) + 0.5
                     tEndSample = tEnd
@@ -187,11 +215,31 @@ extension Measurements {
         if let pLeadIndex = record.leads.firstIndex(of: .II) ?? record.leads.firstIndex(of: .V1) {
             let lead = median[pLeadIndex], base = baseline[pLeadIndex]
             // Not before the previous beat's T wave has ended.
-            var earliest = onset - Int(0.30 * rate)
-            if let tEnd = tEndSample { earliest = max(earliest, Int(tEnd) - rrSamples + Int(0.02 * rate)) }
-            let window = max(0, earliest)..<max(max(0, earliest) + 1, onset - Int(0.06 * rate))
-            let peakIndex = window.max { abs(lead[$0] - base) < abs(lead[$1] - base) } ?? window.lowerBound
-            let amplitude = abs(lead[peakIndex] - base)
+            var earliest = onset - Int(0.40 * rate)
+            if let tEnd = tEndSample {
+                earliest = max(earliest, Int(tEnd) - rrSamples + Int(0.02 * rate))
+            } else {
+                // No T end measured: assume the previous T wave lasts as long as a QTc of 440 ms
+                // allows, so the previous T is not taken for a P wave (simulated flutter record
+                // with variable conduction: the previous T wave read as a "P", PR 232 ms).
+                let qtEstimate = 0.44 * (Double(rrSamples) / rate).squareRoot() * rate
+                earliest = max(earliest, onset - rrSamples + Int(qtEstimate) + Int(0.02 * rate))
+            }
+            let lo = max(0, earliest)
+            let window = lo..<max(lo + 1, onset - Int(0.06 * rate))
+            // Reference level: a straight line from the start of the window (the TP segment, before
+            // the P wave) to the PR segment. The PR segment alone is no baseline for the P wave:
+            // when the P wave runs into it (a long P, a short PR segment) the PR-segment level sits
+            // on the P wave, the P "onset" search then ran back through the TP segment to the window
+            // start (simulated right-axis record: PR 254 ms, truth 120).
+            let startSpan = lo..<min(window.upperBound, lo + max(1, Int(0.02 * rate)))
+            let startLevel = startSpan.map { lead[$0] }.reduce(0, +) / Double(startSpan.count)
+            let x0 = Double(startSpan.lowerBound + startSpan.upperBound - 1) / 2
+            let x1 = Double(prSegment.lowerBound + prSegment.upperBound - 1) / 2
+            let reference = { (i: Int) -> Double in x1 > x0 + 1 ? startLevel + (base - startLevel) * (Double(i) - x0) / (x1 - x0) : base }
+            let deviation = { (i: Int) -> Double in lead[i] - reference(i) }
+            let peakIndex = window.max { abs(deviation($0)) < abs(deviation($1)) } ?? window.lowerBound
+            let amplitude = abs(deviation(peakIndex))
             // Recurrence: correlation of each beat's P window with the median's.
             let template = window.map { lead[$0] - base }
             var correlations: [Double] = []
@@ -200,18 +248,54 @@ extension Measurements {
                 correlations.append(correlation(template, beat))
             }
             let consistency = correlations.isEmpty ? 0 : correlations.reduce(0, +) / Double(correlations.count)
-            let present = amplitude > 0.05 && consistency > 0.5
+            // The size a P wave must reach scales with the lead's QRS: 0.05 mV for a QRS of 1.25 mV
+            // or more, 4 % of the QRS below that, at least 0.015 mV. In low-voltage records
+            // everything is small, P waves included (simulated low-voltage record: P of 0.025 mV
+            // in II, reported absent); the beat-to-beat correlation still rejects noise.
+            let qrsValues = (onset...offset).map { lead[$0] }
+            let qrsSize = (qrsValues.max() ?? 0) - (qrsValues.min() ?? 0)
+            let minimumP = min(0.05, max(0.015, 0.04 * qrsSize))
+            // Flutter waves recur every 170-250 ms and, conducted 2:1 or 4:1, line up with the QRS
+            // like P waves do. A second deflection of the same polarity at least 120 ms away from
+            // the first and at least 60 % of its size means atrial waves run through the whole
+            // interval: not a P wave (simulated flutter record: "P" found, PR 232 ms).
+            let polarity: Double = deviation(peakIndex) >= 0 ? 1 : -1
+            let away = window.filter { abs($0 - peakIndex) >= Int(0.12 * rate) }
+            let second = away.map { deviation($0) * polarity }.max() ?? 0
+            let repetitive = amplitude > 0 && second >= 0.6 * amplitude
+            let present = amplitude > minimumP && consistency > 0.5 && !repetitive
             result.pWavePresent = present
+            var pMethod = String(format: "median-beat deflection %.2f mV (needs %.2f), beat-to-beat correlation %.2f", amplitude, minimumP, consistency)
+            if repetitive { pMethod += String(format: "; a second deflection of %.2f mV in the same interval (atrial waves, not a P wave)", second) }
             result.findings.append(Finding(name: "P wave", value: present ? 1 : 0, unit: "present", confidence: beatConfidence * min(1, max(0.3, abs(consistency))),
-                                           leads: [record.leads[pLeadIndex]], beats: windowBeats,
-                                           method: String(format: "median-beat deflection %.2f mV, beat-to-beat correlation %.2f", amplitude, consistency)))
+                                           leads: [record.leads[pLeadIndex]], beats: windowBeats, method: pMethod))
             if present {
+                // P onset against the level before the P wave, not the line:
+                // the line's far end sits on the P wave's tail when that runs into the PR segment,
+                // which moved the onset late (right-axis record: PR 92 ms, truth 120).
+                // The level before the P wave: the median of the window up to 80 ms before the P
+                // peak (the TP segment; more samples than the 20 ms at the window start, so noise
+                // moves it less in low-voltage records), or that start span if there is no room.
+                let tpSpan = lo..<max(lo, peakIndex - Int(0.08 * rate))
+                let preLevel = tpSpan.count >= startSpan.count ? Filters.median(tpSpan.map { lead[$0] }) : startLevel
+                let height = abs(lead[peakIndex] - preLevel)
                 var pOnset = peakIndex
-                while pOnset > window.lowerBound, abs(lead[pOnset] - base) > 0.10 * amplitude { pOnset -= 1 }
+                while pOnset > window.lowerBound, abs(lead[pOnset] - preLevel) > pOnsetFraction * height { pOnset -= 1 }
                 let pr = ms(Double(onset - pOnset))
                 result.pr = pr
                 result.findings.append(Finding(name: "PR interval", value: pr, unit: "ms", confidence: beatConfidence,
                                                leads: [record.leads[pLeadIndex]], beats: windowBeats, method: "P onset to QRS onset on the median beat"))
+            } else if result.qt != nil {
+                // Without P waves the rhythm is usually AF or flutter, whose f/F waves run through
+                // the T wave: the slope-flattening T end can land on an F wave (simulated flutter
+                // records: QT 317 ms for 254, QTc 638 ms). The QT is kept but marked uncertain.
+                let uncertain: Set<String> = ["QT interval", "QTc (Bazett)", "QTc (Fridericia)"]
+                result.findings = result.findings.map { f in
+                    guard uncertain.contains(f.name) else { return f }
+                    return Finding(name: f.name, value: f.value, unit: f.unit, confidence: min(f.confidence, 0.3), leads: f.leads, beats: f.beats,
+                                   method: f.method + "; uncertain: no P wave, atrial f/F waves may hide the T end")
+                }
+                result.warnings.append("no P wave: atrial (f/F) waves may run through the T wave, so the QT is uncertain")
             }
         }
 
@@ -236,6 +320,16 @@ extension Measurements {
         }
         return result
     }
+
+    /// T end: where the T wave's slope has flattened to this share of its steepest return. For a
+    /// Gaussian-shaped T wave the slope falls to 5 % of its steepest about 3 σ past the peak, where
+    /// the wave is at ~1 % of its amplitude; 15 % is reached at ~2.5 σ, where the wave is at ~5 %
+    /// of its amplitude, the usual amplitude-threshold definition of T end (and the simulator's):
+    /// with 5 % QT read 10-35 ms long on the simulated records (LBBB +31 ms, long QT +21 ms).
+    static let tFlattening = 0.15
+    /// P onset: where the P deflection has fallen to this share of its height above the TP level
+    /// (the usual 5 % amplitude threshold; with 10 % PR read 10-28 ms short on simulated records).
+    static let pOnsetFraction = 0.05
 
     struct Peak {
         let index: Int
