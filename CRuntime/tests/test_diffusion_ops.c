@@ -38,26 +38,9 @@ static bool find_fixtures(void) {
 }
 
 static unsigned char *read_file(const char *name, size_t *length) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", fixtures, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *data = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        data = malloc((size_t)size + 1);
-        if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-            free(data);
-            data = NULL;
-        }
-    }
-    fclose(f);
-    if (data) {
-        data[size] = 0;
-        *length = (size_t)size;
-    }
-    return data;
+    char path[1400];
+    snprintf(path, sizeof path, "%.1000s/%.390s", fixtures, name);
+    return test_read_path(path, length);
 }
 
 /* ---- manifest ---- */

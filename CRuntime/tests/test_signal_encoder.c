@@ -61,45 +61,16 @@ static bool find_fixtures(void) {
 }
 
 static unsigned char *read_file(const char *name, size_t *length) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", fixtures, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *data = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        data = malloc((size_t)size + 1);
-        if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-            free(data);
-            data = NULL;
-        }
-    }
-    fclose(f);
-    if (data) {
-        data[size] = 0;
-        *length = (size_t)size;
-    }
-    return data;
+    char path[1400];
+    snprintf(path, sizeof path, "%.1000s/%.390s", fixtures, name);
+    return test_read_path(path, length);
 }
 
 /* Little-endian float32 file of exactly `count` values (NULL otherwise). */
 static float *read_floats(const char *name, int64_t count) {
-    size_t length = 0;
-    unsigned char *bytes = read_file(name, &length);
-    if (!bytes || length != (size_t)count * 4) {
-        printf("note: %s has %zu bytes, expected %lld floats\n", name, length, (long long)count);
-        free(bytes);
-        return NULL;
-    }
-    float *out = malloc(length);
-    for (int64_t k = 0; k < count; k++) {
-        const unsigned char *b = bytes + 4 * k;
-        uint32_t bits = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        memcpy(&out[k], &bits, sizeof bits);
-    }
-    free(bytes);
-    return out;
+    char path[1400];
+    snprintf(path, sizeof path, "%.1000s/%.390s", fixtures, name);
+    return test_read_floats(path, count);
 }
 
 /* ---- the converter's input layout ---- */

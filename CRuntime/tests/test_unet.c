@@ -42,24 +42,7 @@ static char root[1024]; /* Tests/Fixtures/diffusets */
 /* ---- files and the manifest ---- */
 
 static unsigned char *read_all(const char *path, size_t *length) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *data = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        data = malloc((size_t)size + 1);
-        if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-            free(data);
-            data = NULL;
-        }
-    }
-    fclose(f);
-    if (data) {
-        data[size] = 0;
-        *length = (size_t)size;
-    }
-    return data;
+    return test_read_path(path, length);
 }
 
 enum { MAX_TENSORS = 16 };

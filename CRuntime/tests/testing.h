@@ -85,6 +85,47 @@ __attribute__((unused)) static bool test_find_fixtures(const char *subdir, const
     return false;
 }
 
+/* The whole file at `path`, NUL-terminated (for text); NULL when unreadable. */
+__attribute__((unused)) static unsigned char *test_read_path(const char *path, size_t *length) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *data = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        data = malloc((size_t)size + 1);
+        if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
+            free(data);
+            data = NULL;
+        }
+    }
+    fclose(f);
+    if (data) {
+        data[size] = 0;
+        *length = (size_t)size;
+    }
+    return data;
+}
+
+/* A file of exactly `count` little-endian float32 values (NULL, with a note, otherwise). */
+__attribute__((unused)) static float *test_read_floats(const char *path, int64_t count) {
+    size_t length = 0;
+    unsigned char *bytes = test_read_path(path, &length);
+    if (!bytes || length != (size_t)count * 4) {
+        printf("note: %s has %zu bytes, expected %lld floats\n", path, length, (long long)count);
+        free(bytes);
+        return NULL;
+    }
+    float *out = malloc(length);
+    for (int64_t k = 0; k < count; k++) {
+        const unsigned char *b = bytes + 4 * k;
+        uint32_t bits = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&out[k], &bits, sizeof bits);
+    }
+    free(bytes);
+    return out;
+}
+
 /* A fresh directory for the program's files, removed by test_cleanup_dir. */
 static char test_dir[256];
 
