@@ -7,13 +7,7 @@ import Foundation
 ///
 /// One call at a time (the activations are held by the instance); calls are serialised.
 public final class Aligner: @unchecked Sendable {
-    public struct Options: Sendable {
-        /// Worker threads; 0 = the number of physical cores.
-        public var threads = 0
-        /// Kernel implementation; `.auto` honours the UNIECG_KERNELS environment variable.
-        public var kernels: KernelVariant = .auto
-        public init() {}
-    }
+    public typealias Options = ComputeOptions
 
     public let file: ModelFile
     let handle: OpaquePointer

@@ -129,13 +129,8 @@ public enum ECGGenerationEvent: Sendable {
 /// One generation at a time per generator (the U-Net holds its workspace); a second concurrent
 /// call fails with `.state`.
 public final class ECGGenerator: @unchecked Sendable {
-    public struct Options: Sendable {
-        /// Worker threads of the U-Net and of the VAE; 0 = the number of physical cores.
-        public var threads = 0
-        /// Kernel implementation; `.auto` honours the UNIECG_KERNELS environment variable.
-        public var kernels: KernelVariant = .auto
-        public init() {}
-    }
+    /// Threads and kernels of both the U-Net and the VAE.
+    public typealias Options = ComputeOptions
 
     public let file: ModelFile
     let unet: OpaquePointer

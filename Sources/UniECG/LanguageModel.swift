@@ -138,6 +138,19 @@ public final class LanguageModel: @unchecked Sendable {
     }
 }
 
+/// Threads and kernels of a C-core component (signal encoder, aligner, U-Net, VAE), the options
+/// every one of them takes.
+public struct ComputeOptions: Sendable {
+    /// Worker threads; 0 = the number of physical cores.
+    public var threads = 0
+    /// Kernel implementation; `.auto` honours the UNIECG_KERNELS environment variable.
+    public var kernels: KernelVariant = .auto
+    public init(threads: Int = 0, kernels: KernelVariant = .auto) {
+        self.threads = threads
+        self.kernels = kernels
+    }
+}
+
 /// Kernel implementations of the C core.
 public enum KernelVariant: String, Sendable, CaseIterable {
     case auto, portable, avx2, neon

@@ -25,16 +25,7 @@ public struct SignalEmbeddings: Sendable, Equatable {
 ///
 /// One encode at a time per encoder (the C encoder keeps scratch buffers); calls are serialised.
 public final class SignalEncoder: @unchecked Sendable {
-    public struct Options: Sendable {
-        /// Worker threads; 0 = the number of physical cores.
-        public var threads = 0
-        /// Kernel implementation; `.auto` honours the UNIECG_KERNELS environment variable.
-        public var kernels: KernelVariant = .auto
-        public init(threads: Int = 0, kernels: KernelVariant = .auto) {
-            self.threads = threads
-            self.kernels = kernels
-        }
-    }
+    public typealias Options = ComputeOptions
 
     public let file: ModelFile
     let handle: OpaquePointer
