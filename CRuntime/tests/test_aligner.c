@@ -13,7 +13,7 @@
  * NaN / infinite input (token and index named, output untouched). */
 #include "testing.h"
 
-#include "../text/json.h"
+#include "safetensors_fixture.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -39,9 +39,7 @@ static float *read_floats(const char *name, int64_t count) {
 /* ---- the converter's input layout ---- */
 
 typedef struct {
-    unsigned char *bytes;
-    size_t length, data_start;
-    uniecg__json_doc *header;
+    test_safetensors st;
     int64_t tokens, input_dim, hidden_dim, n_layers, output_dim;
     bool flatten, layer_norm, normalize;
     double eps;
@@ -73,38 +71,15 @@ static bool load_source(const char *dir, source *src) {
     src->tokens = (int64_t)v[0], src->input_dim = (int64_t)v[1], src->hidden_dim = (int64_t)v[2];
     src->n_layers = (int64_t)v[3], src->output_dim = (int64_t)v[4];
 
-    snprintf(name, sizeof name, "%s/aligner.safetensors", dir);
-    src->bytes = read_file(name, &src->length);
-    if (!src->bytes || src->length < 8) return false;
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = n << 8 | src->bytes[i];
-    if (n > src->length - 8) return false;
-    src->data_start = 8 + (size_t)n;
-    src->header = uniecg__json_parse((const char *)src->bytes + 8, (size_t)n, message, sizeof message);
-    if (!src->header) return printf("note: %s: %s\n", name, message), false;
-    return true;
+    char path[1400];
+    snprintf(path, sizeof path, "%.1000s/%.100s/aligner.safetensors", fixtures, dir);
+    return test_safetensors_open(path, &src->st);
 }
 
 static void free_source(source *src) {
-    uniecg__json_free(src->header);
-    free(src->bytes);
+    test_safetensors_close(&src->st);
 }
 
-/* The f32 values of safetensors tensor `name` (a fresh copy; NULL when absent or not F32). */
-static float *source_tensor(const source *src, const char *name, int64_t *count) {
-    const uniecg_json *t = uniecg__json_get(uniecg__json_root(src->header), name);
-    const char *dtype = uniecg__json_string(uniecg__json_get(t, "dtype"), NULL);
-    const uniecg_json *off = uniecg__json_get(t, "data_offsets");
-    double a = -1, b = -1;
-    if (!t || !dtype || strcmp(dtype, "F32") || !uniecg__json_number(uniecg__json_at(off, 0), &a) ||
-        !uniecg__json_number(uniecg__json_at(off, 1), &b) || a < 0 || b < a ||
-        src->data_start + (size_t)b > src->length)
-        return NULL;
-    *count = (int64_t)(b - a) / 4;
-    float *out = malloc((size_t)(b - a) + 4);
-    memcpy(out, src->bytes + src->data_start + (size_t)a, (size_t)(b - a));
-    return out;
-}
 
 /* ---- building the .uecg with the C writer ---- */
 
@@ -121,7 +96,7 @@ static bool keep(const build_options *o, const char *key) { return !o->omit_key 
 static bool add_tensor(uniecg_model_writer *w, const source *src, const build_options *o, const char *from,
                        const char *to, int64_t rows, int64_t cols, bool matrix) {
     int64_t count = 0;
-    float *data = source_tensor(src, from, &count);
+    float *data = test_safetensors_f32(&src->st, from, &count);
     CHECK_MSG(data && count == rows * cols, "source tensor %s: %lld values, expected %lld", from, (long long)count,
               (long long)(rows * cols));
     if (!data || count != rows * cols) return free(data), false;

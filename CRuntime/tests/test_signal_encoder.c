@@ -26,7 +26,7 @@
  * from this file's path. */
 #include "testing.h"
 
-#include "../text/json.h"
+#include "safetensors_fixture.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -76,9 +76,7 @@ static float *read_floats(const char *name, int64_t count) {
 /* ---- the converter's input layout ---- */
 
 typedef struct {
-    unsigned char *bytes;
-    size_t length, data_start;
-    uniecg__json_doc *header;
+    test_safetensors st;
     uniecg__json_doc *config;
     char dir[64];
     /* from signal_config.json */
@@ -133,39 +131,16 @@ static bool load_source(const char *dir, source *src) {
             snprintf(src->acts[j], 8, "%s",
                      uniecg__json_string(uniecg__json_at(uniecg__json_get(proj, "activations"), (size_t)j), NULL));
     }
-    snprintf(name, sizeof name, "%s/signal_encoder.safetensors", dir);
-    src->bytes = read_file(name, &src->length);
-    if (!src->bytes || src->length < 8) return false;
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = n << 8 | src->bytes[i];
-    if (n > src->length - 8) return false;
-    src->data_start = 8 + (size_t)n;
-    src->header = uniecg__json_parse((const char *)src->bytes + 8, (size_t)n, message, sizeof message);
-    if (!src->header) return printf("note: %s: %s\n", name, message), false;
-    return true;
+    char path[1400];
+    snprintf(path, sizeof path, "%.1000s/%.100s/signal_encoder.safetensors", fixtures, dir);
+    return test_safetensors_open(path, &src->st);
 }
 
 static void free_source(source *src) {
-    uniecg__json_free(src->header);
+    test_safetensors_close(&src->st);
     uniecg__json_free(src->config);
-    free(src->bytes);
 }
 
-/* The f32 values of safetensors tensor `name` (a fresh copy; NULL when absent or not F32). */
-static float *source_tensor(const source *src, const char *name, int64_t *count) {
-    const uniecg_json *t = uniecg__json_get(uniecg__json_root(src->header), name);
-    const char *dtype = uniecg__json_string(uniecg__json_get(t, "dtype"), NULL);
-    const uniecg_json *off = uniecg__json_get(t, "data_offsets");
-    double a = -1, b = -1;
-    if (!t || !dtype || strcmp(dtype, "F32") || !uniecg__json_number(uniecg__json_at(off, 0), &a) ||
-        !uniecg__json_number(uniecg__json_at(off, 1), &b) || a < 0 || b < a ||
-        src->data_start + (size_t)b > src->length)
-        return NULL;
-    *count = (int64_t)(b - a) / 4;
-    float *out = malloc((size_t)(b - a) + 4);
-    memcpy(out, src->bytes + src->data_start + (size_t)a, (size_t)(b - a));
-    return out;
-}
 
 /* ---- building the .uecg with the C writer ---- */
 
@@ -181,7 +156,7 @@ typedef struct {
 static bool add_tensor(uniecg_model_writer *w, const source *src, const build_options *o, const char *from,
                        const char *name, int64_t rows, int64_t cols, bool weight) {
     int64_t count = 0;
-    float *data = source_tensor(src, from, &count);
+    float *data = test_safetensors_f32(&src->st, from, &count);
     CHECK_MSG(data != NULL, "%s: no F32 tensor '%s'", src->dir, from);
     if (!data) return false;
     int64_t expected = cols ? rows * cols : rows;
