@@ -19,20 +19,8 @@ import Testing
 
     static func convert(_ config: String, _ weights: Converter.WeightFormat, into dir: TemporaryDirectory,
                         source: String? = nil) throws -> String {
-        var options = Converter.Options()
-        options.weights = weights
-        let output = dir.path("aligner-\(config)-\(weights.rawValue).uecg")
-        _ = try Converter(directory: source ?? root.appendingPathComponent(config).path, options: options).convert(to: output)
-        return output
-    }
-
-    static func compare(_ got: [Float], _ ref: [Float]) -> (relative: Double, correlation: Double) {
-        let g = got.map(Double.init), r = ref.map(Double.init)
-        let maxErr = zip(g, r).map { abs($0 - $1) }.max()!, maxRef = r.map(abs).max()!
-        let n = Double(g.count), mg = g.reduce(0, +) / n, mr = r.reduce(0, +) / n
-        let cov = zip(g, r).map { ($0 - mg) * ($1 - mr) }.reduce(0, +)
-        let vg = g.map { ($0 - mg) * ($0 - mg) }.reduce(0, +), vr = r.map { ($0 - mr) * ($0 - mr) }.reduce(0, +)
-        return (maxErr / maxRef, cov / (vg * vr).squareRoot())
+        try Fixtures.convert(source ?? root.appendingPathComponent(config).path, weights: weights,
+                             to: dir.path("aligner-\(config)-\(weights.rawValue).uecg"))
     }
 
     @Test("converted fixtures reproduce PyTorch: f32 within 1e-4, q8 correlation >= 0.999",
@@ -54,7 +42,7 @@ import Testing
                 let n = aligner.tokens * aligner.inputDim
                 got += try aligner.condition(hidden: Array(input[c * n..<(c + 1) * n]))
             }
-            let (relative, correlation) = Self.compare(got, expected)
+            let (relative, correlation) = Agreement.compare(got, expected)
             if weights == .none {
                 #expect(relative <= 1e-4, "\(config) f32: relative error \(relative)")
             } else {

@@ -25,11 +25,8 @@ import Testing
     }
 
     static func convert(_ name: String, weights: Converter.WeightFormat, into dir: TemporaryDirectory) throws -> String {
-        var options = Converter.Options()
-        options.weights = weights
-        let path = dir.path("\(name)-\(weights.rawValue).uecg")
-        _ = try Converter(directory: Fixtures.url("decoder/\(name)").path, options: options).convert(to: path)
-        return path
+        try Fixtures.convert(Fixtures.url("decoder/\(name)").path, weights: weights,
+                             to: dir.path("\(name)-\(weights.rawValue).uecg"))
     }
 
     static func model(_ path: String, kernels: KernelVariant = .auto, batch: Int = 0, threads: Int = 2) throws -> LanguageModel {

@@ -12,11 +12,7 @@ import Testing
 
     /// The fixture directory converted whole: both components in one file.
     static func convert(_ weights: Converter.WeightFormat, into dir: TemporaryDirectory) throws -> String {
-        var options = Converter.Options()
-        options.weights = weights
-        let output = dir.path("diffusets-\(weights.rawValue).uecg")
-        _ = try Converter(directory: small.path, options: options).convert(to: output)
-        return output
+        try Fixtures.convert(small.path, weights: weights, to: dir.path("diffusets-\(weights.rawValue).uecg"))
     }
 
     static func generator(_ weights: Converter.WeightFormat = .none, in dir: TemporaryDirectory) throws -> ECGGenerator {
@@ -58,8 +54,8 @@ import Testing
         #expect(summary.steps == 10 && summary.sampler == .ddim && summary.seed == 42)
         let latents = try #require(cases["latents"]), expected = try #require(cases["ecg"])
         let finalLatent = Array(latents[(9 * 512)...])
-        let latent = VAETests.compare(summary.latent, finalLatent)
-        let ecg = VAETests.compare(record.signals.flatMap { $0 }, expected)
+        let latent = Agreement.compare(summary.latent, finalLatent)
+        let ecg = Agreement.compare(record.signals.flatMap { $0 }, expected)
         if weights == .none {
             // test_unet.c's free-running bar for the latent (errors feed back along the 10 steps).
             #expect(latent.relative <= 3e-4, "latent relative error \(latent.relative)")

@@ -38,30 +38,11 @@ import Testing
     }
 
     static func convert(_ config: String, weights: Converter.WeightFormat, into dir: TemporaryDirectory) throws -> String {
-        var options = Converter.Options()
-        options.weights = weights
         let path = dir.path("\(config)-\(weights.rawValue).uecg")
         if !FileManager.default.fileExists(atPath: path) {
-            _ = try Converter(directory: Fixtures.url("signal_encoder/\(config)").path, options: options).convert(to: path)
+            try Fixtures.convert(Fixtures.url("signal_encoder/\(config)").path, weights: weights, to: path)
         }
         return path
-    }
-
-    static func maxRelative(_ a: [Float], _ b: [Float]) -> Double {
-        let scale = b.map { abs(Double($0)) }.max() ?? 1
-        return zip(a, b).map { abs(Double($0) - Double($1)) }.max()! / max(scale, 1e-30)
-    }
-
-    static func correlation(_ a: [Float], _ b: [Float]) -> Double {
-        let n = Double(a.count)
-        let ma = a.reduce(0) { $0 + Double($1) } / n, mb = b.reduce(0) { $0 + Double($1) } / n
-        var ab = 0.0, aa = 0.0, bb = 0.0
-        for (x, y) in zip(a, b) {
-            ab += (Double(x) - ma) * (Double(y) - mb)
-            aa += (Double(x) - ma) * (Double(x) - ma)
-            bb += (Double(y) - mb) * (Double(y) - mb)
-        }
-        return ab / (aa * bb).squareRoot()
     }
 
     /// The fixture input as a record at the model's rate, leads named as the model names them.
@@ -88,10 +69,10 @@ import Testing
             #expect(viaRecord.recordSamples == c.samples && viaRecord.modelSamples == encoder.samples)
             #expect(viaRecord.derivedLeads.isEmpty)
             if weights == .none {
-                let eh = Self.maxRelative(raw.hidden, wantHidden), ee = Self.maxRelative(raw.embeddings, wantEmbeddings)
+                let eh = Agreement.maxRelative(raw.hidden, wantHidden), ee = Agreement.maxRelative(raw.embeddings, wantEmbeddings)
                 #expect(eh <= 1e-4 && ee <= 1e-4, "\(c.name) f32: hidden \(eh), embeddings \(ee)")
             } else {
-                let ch = Self.correlation(raw.hidden, wantHidden), ce = Self.correlation(raw.embeddings, wantEmbeddings)
+                let ch = Agreement.correlation(raw.hidden, wantHidden), ce = Agreement.correlation(raw.embeddings, wantEmbeddings)
                 #expect(ch >= 0.999 && ce >= 0.999, "\(c.name) q8: hidden \(ch), embeddings \(ce)")
             }
         }
@@ -160,7 +141,7 @@ import Testing
         #expect(shuffled.values == reference.values)
         // 430 samples for a 500-sample model: zero-padded, and torch's padded output is matched.
         #expect(reference.recordSamples == 430 && reference.modelSamples == 500)
-        #expect(Self.maxRelative(reference.values, try Self.floats(c.embeddings)) <= 1e-4)
+        #expect(Agreement.maxRelative(reference.values, try Self.floats(c.embeddings)) <= 1e-4)
         // Only I, II and V1-V6: III, aVR, aVL, aVF are derived.
         let full = try Self.record(c, encoder: encoder)
         let keep: [Lead] = [.I, .II, .V1, .V2, .V3, .V4, .V5, .V6]

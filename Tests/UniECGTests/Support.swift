@@ -1,4 +1,5 @@
 import Foundation
+import ModelConversion
 import Testing
 
 /// Paths and helpers shared by the test suites.
@@ -39,6 +40,43 @@ enum Fixtures {
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+extension Fixtures {
+    /// Converts the source directory `source` with `uniecg-convert`'s converter into `output`.
+    @discardableResult
+    static func convert(_ source: String, weights: Converter.WeightFormat, to output: String) throws -> String {
+        var options = Converter.Options()
+        options.weights = weights
+        _ = try Converter(directory: source, options: options).convert(to: output)
+        return output
+    }
+}
+
+/// How close a result is to its reference, the two measures the fixture bars use.
+enum Agreement {
+    /// max |got - ref| / max |ref|.
+    static func maxRelative(_ got: [Float], _ ref: [Float]) -> Double {
+        let scale = ref.map { abs(Double($0)) }.max() ?? 1
+        return zip(got, ref).map { abs(Double($0) - Double($1)) }.max()! / max(scale, 1e-30)
+    }
+
+    /// The Pearson correlation.
+    static func correlation(_ a: [Float], _ b: [Float]) -> Double {
+        let n = Double(a.count)
+        let ma = a.reduce(0) { $0 + Double($1) } / n, mb = b.reduce(0) { $0 + Double($1) } / n
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) {
+            ab += (Double(x) - ma) * (Double(y) - mb)
+            aa += (Double(x) - ma) * (Double(x) - ma)
+            bb += (Double(y) - mb) * (Double(y) - mb)
+        }
+        return ab / (aa * bb).squareRoot()
+    }
+
+    static func compare(_ got: [Float], _ ref: [Float]) -> (relative: Double, correlation: Double) {
+        (maxRelative(got, ref), correlation(got, ref))
     }
 }
 

@@ -34,10 +34,7 @@ import UniECG
     @Test("the small U-Net converts: metadata from the config, kernels flattened, packed projections sliced exactly")
     func conversion() throws {
         let dir = try Fixtures.temporaryDirectory()
-        var options = Converter.Options()
-        options.weights = .none
-        let output = dir.path("unet.uecg")
-        _ = try Converter(directory: try Self.source(in: dir), options: options).convert(to: output)
+        let output = try Fixtures.convert(try Self.source(in: dir), weights: .none, to: dir.path("unet.uecg"))
         let file = try ModelFile(path: output)
         let source = try SafeTensorsFile(path: Self.small.appendingPathComponent("unet.safetensors").path)
         #expect(file.metadata("general.architecture") == .string("diffusets-unet1d"))

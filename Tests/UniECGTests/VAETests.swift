@@ -45,21 +45,7 @@ import Testing
     }
 
     static func convert(_ weights: Converter.WeightFormat, into dir: TemporaryDirectory) throws -> String {
-        var options = Converter.Options()
-        options.weights = weights
-        let output = dir.path("vae-\(weights.rawValue).uecg")
-        _ = try Converter(directory: try source(in: dir), options: options).convert(to: output)
-        return output
-    }
-
-    /// max |a - b| / max |b| and the Pearson correlation.
-    static func compare(_ got: [Float], _ ref: [Float]) -> (relative: Double, correlation: Double) {
-        let g = got.map(Double.init), r = ref.map(Double.init)
-        let maxErr = zip(g, r).map { abs($0 - $1) }.max()!, maxRef = r.map(abs).max()!
-        let n = Double(g.count), mg = g.reduce(0, +) / n, mr = r.reduce(0, +) / n
-        let cov = zip(g, r).map { ($0 - mg) * ($1 - mr) }.reduce(0, +)
-        let vg = g.map { ($0 - mg) * ($0 - mg) }.reduce(0, +), vr = r.map { ($0 - mr) * ($0 - mr) }.reduce(0, +)
-        return (maxErr / maxRef, cov / (vg * vr).squareRoot())
+        try Fixtures.convert(try source(in: dir), weights: weights, to: dir.path("vae-\(weights.rawValue).uecg"))
     }
 
     @Test("the converter maps every published VAE key: 232 tensors, kernels flattened, values exact")
@@ -98,7 +84,7 @@ import Testing
         let record = try vae.decode(latent: z)
         #expect(record.leads == Lead.allCases)
         #expect(record.sampleRate == 102.4 && record.sampleCount == 1024)
-        let (relative, correlation) = Self.compare(record.signals.flatMap { $0 }, expected)
+        let (relative, correlation) = Agreement.compare(record.signals.flatMap { $0 }, expected)
         if weights == .none {
             #expect(relative <= 1e-4, "relative error \(relative)")
         } else {
@@ -113,12 +99,12 @@ import Testing
         let cases = try Self.fixture("vae_encode")
         let ecg = try #require(cases["ecg"]), noise = try #require(cases["noise"])
         let z = try vae.encode(samples: ecg, noise: noise)
-        #expect(Self.compare(z, try #require(cases["z"])).relative <= 1e-4)
+        #expect(Agreement.compare(z, try #require(cases["z"])).relative <= 1e-4)
         let record = try ECGRecord(leads: Lead.allCases, signals: (0..<12).map { Array(ecg[$0 * 1024..<($0 + 1) * 1024]) },
                                    sampleRate: 102.4)
         let mean = try vae.encode(record)
         let expectedMean = try #require(cases["mean"]).map { $0 * Float(0.18215) }
-        #expect(Self.compare(mean, expectedMean).relative <= 1e-4)
+        #expect(Agreement.compare(mean, expectedMean).relative <= 1e-4)
     }
 
     @Test("wrong sizes are refused before the C core runs")
