@@ -135,6 +135,8 @@ public final class ECGGenerator: @unchecked Sendable {
     public let file: ModelFile
     let unet: OpaquePointer
     public let vae: VAE
+    /// One pool for the U-Net and the VAE, which run one after the other.
+    let pool: ThreadPool
     /// Width of the condition's text embedding (unet.cond_dim).
     public let embeddingWidth: Int
     /// The whole condition vector: embedding + the scalar conditions.
@@ -166,17 +168,15 @@ public final class ECGGenerator: @unchecked Sendable {
                 + "(convert a directory holding unet.safetensors and vae.safetensors)")
         }
         self.file = file
+        pool = try ThreadPool(threads: options.threads)
         var params = uniecg_unet_default_params()
-        params.n_threads = Int32(clamping: options.threads)
+        params.pool = pool.handle
         params.kernels = options.kernels.c
         var created: OpaquePointer?
         try check { uniecg_unet_create(file.handle, params, &created, $0) }
         unet = created!
-        var vaeOptions = VAE.Options()
-        vaeOptions.threads = options.threads
-        vaeOptions.kernels = options.kernels
         do {
-            vae = try VAE(file: file, options: vaeOptions)
+            vae = try VAE(file: file, options: options, pool: pool)
         } catch {
             uniecg_unet_free(created)
             throw error

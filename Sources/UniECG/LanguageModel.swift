@@ -151,6 +151,20 @@ public struct ComputeOptions: Sendable {
     }
 }
 
+/// A C-core thread pool shared by components that run one after another (the U-Net, then the
+/// VAE), so they do not each keep their own workers on the same cores.
+final class ThreadPool: @unchecked Sendable {
+    let handle: OpaquePointer
+
+    init(threads: Int) throws(UniECGError) {
+        var created: OpaquePointer?
+        try check { uniecg_thread_pool_create(Int32(clamping: threads), &created, $0) }
+        handle = created!
+    }
+
+    deinit { uniecg_thread_pool_free(handle) }
+}
+
 /// Kernel implementations of the C core.
 public enum KernelVariant: String, Sendable, CaseIterable {
     case auto, portable, avx2, neon

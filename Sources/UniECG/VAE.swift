@@ -17,6 +17,8 @@ public final class VAE: @unchecked Sendable {
     public let sampleRate: Double
     public let threads: Int
     public let kernels: KernelVariant
+    /// The pool the VAE runs on when it was given one (kept alive as long as the VAE).
+    let pool: ThreadPool?
 
     public var latentCount: Int { latentChannels * latentLength }
 
@@ -24,9 +26,16 @@ public final class VAE: @unchecked Sendable {
         try self.init(file: ModelFile(path: path), options: options)
     }
 
-    public init(file: ModelFile, options: Options = Options()) throws(UniECGError) {
+    public convenience init(file: ModelFile, options: Options = Options()) throws(UniECGError) {
+        try self.init(file: file, options: options, pool: nil)
+    }
+
+    /// With `pool`, the VAE runs on it (and `options.threads` is not used); else on its own.
+    init(file: ModelFile, options: Options, pool: ThreadPool?) throws(UniECGError) {
         self.file = file
+        self.pool = pool
         var params = uniecg_vae_default_params()
+        params.pool = pool?.handle
         params.n_threads = Int32(clamping: options.threads)
         params.kernels = options.kernels.c
         var created: OpaquePointer?
