@@ -16,29 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-static int reported;
-
-#define MAX_REPORTS 40
-
-static void failure(const char *format, ...) __attribute__((format(printf, 1, 2)));
-#include <stdarg.h>
-static void failure(const char *format, ...) {
-    failed++;
-    if (reported++ >= MAX_REPORTS) return;
-    va_list args;
-    va_start(args, format);
-    printf("FAIL: ");
-    vprintf(format, args);
-    printf("\n");
-    va_end(args);
-}
-
-static void check(bool ok, const char *what) {
-    if (ok) passed++;
-    else failure("%s", what);
-}
-
 /* ---- files ---- */
 
 static char fixtures[1024];
@@ -267,7 +244,7 @@ static bool same_ids(const int32_t *a, size_t an, const int32_t *b, size_t bn) {
 }
 
 static void print_ids(const char *label, const int32_t *ids, size_t n) {
-    if (reported > MAX_REPORTS) return;
+    if (test_failed > TEST_MAX_REPORTS) return;
     printf("  %s:", label);
     for (size_t i = 0; i < n && i < 60; i++) printf(" %d", ids[i]);
     printf(n > 60 ? " ...\n" : "\n");
@@ -283,19 +260,19 @@ static void check_decode(const uniecg_tokenizer *t, const char *name, size_t lin
     char *text = malloc(length + 1);
     if (s == UNIECG_ERR_LIMIT) s = uniecg_tokenizer_decode(t, ids, n, skip, text, length + 1, &length, &error);
     if (s) {
-        failure("%s line %zu: decode failed: %s", name, line, error.message);
+        test_fail(__FILE__, __LINE__, "%s line %zu: decode failed: %s", name, line, error.message);
         free(text);
         return;
     }
     if (length != expected_length || memcmp(text, expected, length) != 0) {
-        failure("%s line %zu: decode(skip=%d) gives \"%.*s\", Hugging Face \"%.*s\"", name, line, skip, (int)length, text,
+        test_fail(__FILE__, __LINE__, "%s line %zu: decode(skip=%d) gives \"%.*s\", Hugging Face \"%.*s\"", name, line, skip, (int)length, text,
                 (int)expected_length, expected);
     } else {
-        passed++;
+        test_passed++;
     }
     uniecg_detokenizer *d;
     if (uniecg_detokenizer_create(t, skip, &d, &error)) {
-        failure("detokenizer_create: %s", error.message);
+        test_fail(__FILE__, __LINE__, "detokenizer_create: %s", error.message);
         free(text);
         return;
     }
@@ -312,11 +289,11 @@ static void check_decode(const uniecg_tokenizer *t, const char *name, size_t lin
         at += pn;
     }
     if (!ok || at != length || memcmp(stream, text, length) != 0)
-        failure("%s line %zu: streaming decode(skip=%d) differs from decode", name, line, skip);
+        test_fail(__FILE__, __LINE__, "%s line %zu: streaming decode(skip=%d) differs from decode", name, line, skip);
     else if (!valid)
-        failure("%s line %zu: streaming decode emitted invalid UTF-8", name, line);
+        test_fail(__FILE__, __LINE__, "%s line %zu: streaming decode emitted invalid UTF-8", name, line);
     else
-        passed++;
+        test_passed++;
     uniecg_detokenizer_free(d);
     free(stream);
     free(text);
@@ -327,7 +304,7 @@ static void run_cases(const char *name, const uniecg_tokenizer *t, int *round_tr
     snprintf(file, sizeof file, "%s.cases.txt", name);
     size_t length;
     char *text = read_file(file, &length);
-    if (!text) { failure("cannot read %s", file); return; }
+    if (!text) { test_fail(__FILE__, __LINE__, "cannot read %s", file); return; }
     uniecg_tokenizer_info info;
     uniecg_tokenizer_get_info(t, &info);
     char **lines;
@@ -338,7 +315,7 @@ static void run_cases(const char *name, const uniecg_tokenizer *t, int *round_tr
         char *p = lines[li];
         fields[nf++] = p;
         while (nf < 6 && (p = strchr(p, '\t'))) { *p++ = 0; fields[nf++] = p; }
-        if (nf != 6) { failure("%s line %zu: malformed", file, li + 1); continue; }
+        if (nf != 6) { test_fail(__FILE__, __LINE__, "%s line %zu: malformed", file, li + 1); continue; }
         size_t sn;
         char *s = unescape(fields[0], strlen(fields[0]), &sn);
         size_t want_n = parse_ids(fields[1], NULL, 0);
@@ -347,11 +324,11 @@ static void run_cases(const char *name, const uniecg_tokenizer *t, int *round_tr
         uniecg_status status;
         idvec got = encode(t, s, sn, false, true, &status);
         if (status || !same_ids(got.ids, got.count, want, want_n)) {
-            failure("%s line %zu: encode \"%s\" (status %d)", name, li + 1, fields[0], status);
+            test_fail(__FILE__, __LINE__, "%s line %zu: encode \"%s\" (status %d)", name, li + 1, fields[0], status);
             print_ids("got ", got.ids, got.count);
             print_ids("want", want, want_n);
         } else {
-            passed++;
+            test_passed++;
         }
         /* add_special */
         int32_t *with = malloc((want_n + 2) * sizeof *with);
@@ -362,8 +339,8 @@ static void run_cases(const char *name, const uniecg_tokenizer *t, int *round_tr
         if (info.add_eos) with[wn++] = info.eos_id;
         if (strcmp(fields[2], "+") != 0) wn = parse_ids(fields[2], with, want_n + 2);
         idvec got2 = encode(t, s, sn, true, true, &status);
-        if (status || !same_ids(got2.ids, got2.count, with, wn)) failure("%s line %zu: encode with add_special", name, li + 1);
-        else passed++;
+        if (status || !same_ids(got2.ids, got2.count, with, wn)) test_fail(__FILE__, __LINE__, "%s line %zu: encode with add_special", name, li + 1);
+        else test_passed++;
         /* special tokens as text */
         if (strcmp(fields[3], "=") != 0) {
             size_t ln = parse_ids(fields[3], NULL, 0);
@@ -371,19 +348,19 @@ static void run_cases(const char *name, const uniecg_tokenizer *t, int *round_tr
             parse_ids(fields[3], lit, ln);
             idvec got3 = encode(t, s, sn, false, false, &status);
             if (status || !same_ids(got3.ids, got3.count, lit, ln)) {
-                failure("%s line %zu: encode with parse_special = false", name, li + 1);
+                test_fail(__FILE__, __LINE__, "%s line %zu: encode with parse_special = false", name, li + 1);
                 print_ids("got ", got3.ids, got3.count);
                 print_ids("want", lit, ln);
             } else {
-                passed++;
+                test_passed++;
             }
             free(got3.ids);
             free(lit);
         } else {
             idvec got3 = encode(t, s, sn, false, false, &status);
             if (status || !same_ids(got3.ids, got3.count, want, want_n))
-                failure("%s line %zu: encode with parse_special = false", name, li + 1);
-            else passed++;
+                test_fail(__FILE__, __LINE__, "%s line %zu: encode with parse_special = false", name, li + 1);
+            else test_passed++;
             free(got3.ids);
         }
         /* decode */
@@ -419,7 +396,7 @@ static void run_decode(const char *name, const uniecg_tokenizer *t, int *sequenc
     snprintf(file, sizeof file, "%s.decode.txt", name);
     size_t length;
     char *text = read_file(file, &length);
-    if (!text) { failure("cannot read %s", file); return; }
+    if (!text) { test_fail(__FILE__, __LINE__, "cannot read %s", file); return; }
     char **lines;
     size_t count = split_lines(text, &lines);
     for (size_t li = 0; li < count; li++) {
@@ -428,7 +405,7 @@ static void run_decode(const char *name, const uniecg_tokenizer *t, int *sequenc
         char *p = lines[li];
         fields[nf++] = p;
         while (nf < 3 && (p = strchr(p, '\t'))) { *p++ = 0; fields[nf++] = p; }
-        if (nf != 3) { failure("%s line %zu: malformed", file, li + 1); continue; }
+        if (nf != 3) { test_fail(__FILE__, __LINE__, "%s line %zu: malformed", file, li + 1); continue; }
         size_t n = parse_ids(fields[0], NULL, 0);
         int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
         parse_ids(fields[0], ids, n);
@@ -485,7 +462,7 @@ static void speed(const char *name, const uniecg_tokenizer *t) {
         double t0 = now();
         uniecg_status status = uniecg_tokenizer_encode(t, corpus, n, false, true, ids, n + 16, &tokens, NULL);
         double dt = now() - t0;
-        if (status) failure("%s: encoding the speed corpus failed", name);
+        if (status) test_fail(__FILE__, __LINE__, "%s: encoding the speed corpus failed", name);
         if (dt < best) best = dt;
     }
     free(ids);
@@ -502,19 +479,19 @@ static void errors(void) {
     uniecg_error error = {0};
     meta_edit missing = {.removed_key = "tokenizer.merges"};
     uniecg_status s = load_tokenizer("tiny-qwen2", &missing, &t, &error);
-    check(s == UNIECG_ERR_NOT_FOUND && strstr(error.message, "tokenizer.merges"), "missing key is named");
+    CHECK_MSG(s == UNIECG_ERR_NOT_FOUND && strstr(error.message, "tokenizer.merges"), "missing key is named");
     uniecg_tokenizer_free(t);
     t = NULL;
 
     meta_edit retyped = {.retype_key = "tokenizer.bos_id"};
     s = load_tokenizer("tiny-qwen2", &retyped, &t, &error);
-    check(s == UNIECG_ERR_TYPE && strstr(error.message, "tokenizer.bos_id"), "mistyped key is named");
+    CHECK_MSG(s == UNIECG_ERR_TYPE && strstr(error.message, "tokenizer.bos_id"), "mistyped key is named");
     uniecg_tokenizer_free(t);
     t = NULL;
 
     meta_edit lower = {.override_key = "tokenizer.normalizer", .override_value = "{\"type\":\"Lowercase\"}"};
     s = load_tokenizer("tiny-qwen2", &lower, &t, &error);
-    check(s == UNIECG_ERR_VERSION && strstr(error.message, "Lowercase") && strstr(error.message, "normalizer"),
+    CHECK_MSG(s == UNIECG_ERR_VERSION && strstr(error.message, "Lowercase") && strstr(error.message, "normalizer"),
           "unsupported normalizer is named");
     uniecg_tokenizer_free(t);
     t = NULL;
@@ -522,71 +499,71 @@ static void errors(void) {
     meta_edit lookbehind = {.override_key = "tokenizer.pre_tokenizer",
                             .override_value = "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?<=a)b\"},\"behavior\":\"Isolated\",\"invert\":false}"};
     s = load_tokenizer("tiny-qwen2", &lookbehind, &t, &error);
-    check(s == UNIECG_ERR_VERSION && strstr(error.message, "regex"), "unsupported regex construct is refused");
+    CHECK_MSG(s == UNIECG_ERR_VERSION && strstr(error.message, "regex"), "unsupported regex construct is refused");
     uniecg_tokenizer_free(t);
     t = NULL;
 
     meta_edit exponential = {.override_key = "tokenizer.pre_tokenizer",
                              .override_value = "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a|a)*b\"},\"behavior\":\"Isolated\",\"invert\":false}"};
     s = load_tokenizer("tiny-qwen2", &exponential, &t, &error);
-    check(s == UNIECG_OK, "a backtracking-heavy pattern compiles");
+    CHECK_MSG(s == UNIECG_OK, "a backtracking-heavy pattern compiles");
     if (!s) {
         const char *as = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
         size_t count;
         s = uniecg_tokenizer_encode(t, as, strlen(as), false, true, NULL, 0, &count, &error);
-        check(s == UNIECG_ERR_LIMIT && strstr(error.message, "backtracking"), "regex backtracking is bounded");
+        CHECK_MSG(s == UNIECG_ERR_LIMIT && strstr(error.message, "backtracking"), "regex backtracking is bounded");
     }
     uniecg_tokenizer_free(t);
     t = NULL;
 
     meta_edit broken = {.override_key = "tokenizer.decoder", .override_value = "{\"type\": \"ByteLevel\""};
     s = load_tokenizer("tiny-qwen2", &broken, &t, &error);
-    check(s == UNIECG_ERR_FORMAT && strstr(error.message, "tokenizer.decoder"), "malformed JSON is named");
+    CHECK_MSG(s == UNIECG_ERR_FORMAT && strstr(error.message, "tokenizer.decoder"), "malformed JSON is named");
     uniecg_tokenizer_free(t);
     t = NULL;
 
     meta_edit model = {.override_key = "tokenizer.model", .override_value = "unigram"};
     s = load_tokenizer("tiny-qwen2", &model, &t, &error);
-    check(s == UNIECG_ERR_VERSION && strstr(error.message, "unigram"), "unsupported model is named");
+    CHECK_MSG(s == UNIECG_ERR_VERSION && strstr(error.message, "unigram"), "unsupported model is named");
     uniecg_tokenizer_free(t);
     t = NULL;
 
     s = load_tokenizer("tiny-qwen2", NULL, &t, &error);
-    check(s == UNIECG_OK, "tiny-qwen2 loads");
+    CHECK_MSG(s == UNIECG_OK, "tiny-qwen2 loads");
     if (s) return;
     int32_t ids[4];
     size_t n = 99;
     s = uniecg_tokenizer_encode(t, "ab\xC3(", 4, false, true, ids, 4, &n, &error);
-    check(s == UNIECG_ERR_INVALID_ARGUMENT && strstr(error.message, "UTF-8") && strstr(error.message, "byte 2"),
+    CHECK_MSG(s == UNIECG_ERR_INVALID_ARGUMENT && strstr(error.message, "UTF-8") && strstr(error.message, "byte 2"),
           "invalid UTF-8 is refused with its offset");
     const char *sentence = "The quick brown fox jumps over the lazy dog, twice over.";
     s = uniecg_tokenizer_encode(t, sentence, strlen(sentence), false, true, NULL, 0, &n, &error);
-    check(s == UNIECG_ERR_LIMIT && n > 4, "encode reports the needed capacity");
+    CHECK_MSG(s == UNIECG_ERR_LIMIT && n > 4, "encode reports the needed capacity");
     size_t needed = n;
     s = uniecg_tokenizer_encode(t, sentence, strlen(sentence), false, true, ids, 4, &n, &error);
-    check(s == UNIECG_ERR_LIMIT && n == needed, "encode refuses a short buffer");
+    CHECK_MSG(s == UNIECG_ERR_LIMIT && n == needed, "encode refuses a short buffer");
     s = uniecg_tokenizer_encode(t, "", 0, true, true, ids, 4, &n, &error);
-    check(s == UNIECG_OK && n == 0, "empty text encodes to nothing");
+    CHECK_MSG(s == UNIECG_OK && n == 0, "empty text encodes to nothing");
     char small[4];
     size_t dl;
     int32_t hello[2];
     s = uniecg_tokenizer_encode(t, "h", 1, false, true, hello, 1, &n, &error);
     s |= uniecg_tokenizer_encode(t, "i", 1, false, true, hello + 1, 1, &n, &error);
-    check(s == UNIECG_OK, "single letters encode to one token");
+    CHECK_MSG(s == UNIECG_OK, "single letters encode to one token");
     s = uniecg_tokenizer_decode(t, hello, 2, false, small, 2, &dl, &error);
-    check(s == UNIECG_ERR_LIMIT && dl == 2, "decode reports the needed capacity");
+    CHECK_MSG(s == UNIECG_ERR_LIMIT && dl == 2, "decode reports the needed capacity");
     s = uniecg_tokenizer_decode(t, hello, 2, false, small, 3, &dl, &error);
-    check(s == UNIECG_OK && strcmp(small, "hi") == 0, "decode fits exactly");
+    CHECK_MSG(s == UNIECG_OK && strcmp(small, "hi") == 0, "decode fits exactly");
     uniecg_detokenizer *d;
     uniecg_detokenizer_create(t, false, &d, &error);
     const char *piece;
     s = uniecg_detokenizer_push(d, 1 << 30, &piece, &dl, &error);
-    check(s == UNIECG_ERR_INVALID_ARGUMENT && strstr(error.message, "outside"), "detokenizer refuses a bad id");
+    CHECK_MSG(s == UNIECG_ERR_INVALID_ARGUMENT && strstr(error.message, "outside"), "detokenizer refuses a bad id");
     uniecg_detokenizer_free(d);
     uniecg_detokenizer_free(NULL);
     const char *tt;
-    check(uniecg_tokenizer_token_text(t, hello[0], &tt, &dl) == UNIECG_OK && dl == 1 && tt[0] == 'h', "token text");
-    check(uniecg_tokenizer_token_text(t, -1, &tt, &dl) == UNIECG_ERR_INVALID_ARGUMENT, "token text of a bad id");
+    CHECK_MSG(uniecg_tokenizer_token_text(t, hello[0], &tt, &dl) == UNIECG_OK && dl == 1 && tt[0] == 'h', "token text");
+    CHECK_MSG(uniecg_tokenizer_token_text(t, -1, &tt, &dl) == UNIECG_ERR_INVALID_ARGUMENT, "token text of a bad id");
     uniecg_tokenizer_free(t);
     uniecg_tokenizer_free(NULL);
 }
@@ -595,7 +572,7 @@ static void errors(void) {
 static void streaming_split(void) {
     uniecg_tokenizer *t = NULL;
     uniecg_error error;
-    if (load_tokenizer("tiny-qwen2", NULL, &t, &error)) { failure("tiny-qwen2: %s", error.message); return; }
+    if (load_tokenizer("tiny-qwen2", NULL, &t, &error)) { test_fail(__FILE__, __LINE__, "tiny-qwen2: %s", error.message); return; }
     const char *text = "心电图 ❤️ 👨‍👩‍👧";
     uniecg_status s;
     idvec v = encode(t, text, strlen(text), false, true, &s);
@@ -610,7 +587,7 @@ static void streaming_split(void) {
         if (n) pieces++;
         bytes += n;
     }
-    check(ok && v.count > pieces && bytes == strlen(text), "streaming holds back split characters");
+    CHECK_MSG(ok && v.count > pieces && bytes == strlen(text), "streaming holds back split characters");
     /* a dangling lead byte at the end becomes U+FFFD at flush, like Hugging Face: the byte-level
      * token of byte 0xE5 is the character U+00E5 */
     const char *piece;
@@ -618,11 +595,11 @@ static void streaming_split(void) {
     int32_t lead = -1;
     for (int32_t id = 0; id < uniecg_tokenizer_vocab_size(t) && lead < 0; id++)
         if (uniecg_tokenizer_token_text(t, id, &piece, &n) == UNIECG_OK && n == 2 && memcmp(piece, "\xC3\xA5", 2) == 0) lead = id;
-    check(lead >= 0, "the vocabulary has the byte token of 0xE5");
+    CHECK_MSG(lead >= 0, "the vocabulary has the byte token of 0xE5");
     s = uniecg_detokenizer_push(d, lead, &piece, &n, &error);
-    check(s == UNIECG_OK && n == 0, "a lone lead byte is held back");
+    CHECK_MSG(s == UNIECG_OK && n == 0, "a lone lead byte is held back");
     s = uniecg_detokenizer_flush(d, &piece, &n, &error);
-    check(s == UNIECG_OK && n == 3 && memcmp(piece, "\xEF\xBF\xBD", 3) == 0, "flush turns a partial character into U+FFFD");
+    CHECK_MSG(s == UNIECG_OK && n == 3 && memcmp(piece, "\xEF\xBF\xBD", 3) == 0, "flush turns a partial character into U+FFFD");
     uniecg_detokenizer_free(d);
     free(v.ids);
     uniecg_tokenizer_free(t);
@@ -643,15 +620,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < count; i++) {
         uniecg_error error = {0};
         if (load_tokenizer(names[i], NULL, &tokenizers[i], &error)) {
-            failure("%s: %s", names[i], error.message);
+            test_fail(__FILE__, __LINE__, "%s: %s", names[i], error.message);
             continue;
         }
         int round_trips = 0, strings = 0, sequences = 0;
-        int before = failed;
+        int before = test_failed;
         run_cases(names[i], tokenizers[i], &round_trips, &strings);
         run_decode(names[i], tokenizers[i], &sequences);
         printf("%-16s %d strings (%d round-trip), %d decode sequences: %s\n", names[i], strings, round_trips, sequences,
-               failed == before ? "all identical to Hugging Face" : "MISMATCHES");
+               test_failed == before ? "all identical to Hugging Face" : "MISMATCHES");
     }
     if (argc == 1) {
         errors();
@@ -660,6 +637,5 @@ int main(int argc, char **argv) {
     for (int i = 0; i < count; i++)
         if (tokenizers[i]) speed(names[i], tokenizers[i]);
     for (int i = 0; i < count; i++) uniecg_tokenizer_free(tokenizers[i]);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_summary();
 }

@@ -15,13 +15,16 @@
 
 static int test_passed, test_failed;
 
+/* Failures printed in full; later ones are only counted. */
+#define TEST_MAX_REPORTS 60
+
 /* Line-buffered output, so a test that hangs or crashes still shows how far it got. */
 __attribute__((constructor)) static void test_line_buffering(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 static void test_fail(const char *file, int line, const char *format, ...) __attribute__((format(printf, 3, 4)));
 __attribute__((unused)) static void test_fail(const char *file, int line, const char *format, ...) {
     test_failed++;
-    if (test_failed > 60) return; /* the count still tells how many */
+    if (test_failed > TEST_MAX_REPORTS) return; /* the count still tells how many */
     va_list args;
     va_start(args, format);
     printf("FAIL %s:%d: ", file, line);
