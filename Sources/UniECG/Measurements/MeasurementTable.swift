@@ -11,6 +11,7 @@ public enum MeasurementTable {
             switch f.unit {
             case "present": value = f.value > 0 ? "present" : "absent"
             case "": value = String(format: "%.3f", f.value)
+            case "mV" where f.name.hasPrefix("QRS voltage"): value = String(format: "%.2f mV", f.value)
             case "mV": value = String(format: "%+.2f mV", f.value)
             default: value = String(format: "%.0f %@", f.value, f.unit)
             }

@@ -29,6 +29,9 @@ public struct Measurements: Sendable, Equatable {
     public var qtcFridericia: Double?      // ms
     public var axis: Double?               // degrees, frontal plane
     public var st: [Lead: Double] = [:]    // mV at J + 60 ms, against the PR segment
+    public var qrsAmplitude: [Lead: Double] = [:] // mV, peak to peak of the median QRS
+    public var v1TerminalArea: Double?     // mV·ms, net area of the last 40 ms of the QRS in V1
+    public var prematureBeats: [Int] = []  // indices into rPeaks
     public var findings: [Finding] = []
     public var warnings: [String] = []
 
@@ -79,6 +82,12 @@ extension Measurements {
     ///    Without a P wave (AF, flutter) QT and QTc get a confidence of at most 0.3 and a warning.
     /// 8. Frontal axis = atan2(net QRS area in aVF, net QRS area in I).
     /// 9. ST deviation per lead at J + 60 ms against the PR segment (40–10 ms before QRS onset).
+    /// 10. QRS voltage: peak-to-peak of each lead's median beat between QRS onset and offset; the
+    ///    largest limb-lead and precordial values are reported (low voltage: < 0.5 / < 1.0 mV).
+    /// 11. V1 terminal QRS: net area of the last 40 ms of the QRS in V1 (positive in an rSR'
+    ///    right bundle branch block, negative in the QS/rS of a left one).
+    /// 12. Premature beats: an RR below 80 % of the median RR followed by one above 115 % of it
+    ///    (a compensatory pause); counted only in a rhythm that is otherwise regular.
     public static func measure(_ record: ECGRecord) throws -> Measurements {
         let rate = record.sampleRate
         guard rate >= 100 else { throw MeasurementError.sampleRateTooLow(rate) }
@@ -119,6 +128,22 @@ extension Measurements {
                                        leads: record.leads, beats: allBeats, method: "60000 / mean of \(rr.count) RR intervals"))
         result.findings.append(Finding(name: "RR variation", value: rrSD / rrMean, unit: "", confidence: rateConfidence,
                                        leads: record.leads, beats: allBeats, method: "standard deviation / mean of RR"))
+
+        // Premature beats: early, then a pause. In AF every short RR may be followed by a long
+        // one, so the count is only kept when the remaining rhythm is regular.
+        let sortedRR = rr.sorted(), medianRR = sortedRR[sortedRR.count / 2]
+        var premature: [Int] = []
+        for i in 0..<max(0, rr.count - 1) where rr[i] < 0.80 * medianRR && rr[i + 1] > 1.15 * medianRR { premature.append(i + 1) }
+        let others = rr.indices.filter { i in !premature.contains(i + 1) && !premature.contains(i) }.map { rr[$0] }
+        if !premature.isEmpty, others.count >= 2 {
+            let m = others.reduce(0, +) / Double(others.count)
+            let sd = (others.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(others.count)).squareRoot()
+            if sd / m < 0.10 {
+                result.prematureBeats = premature
+                result.findings.append(Finding(name: "premature beats", value: Double(premature.count), unit: "beats", confidence: rateConfidence,
+                                               leads: record.leads, beats: premature, method: "RR < 80 % of the median RR followed by RR > 115 %"))
+            }
+        }
 
         // Median beat.
         // 450 ms before R: room for a P wave of a first-degree AV block (PR up to ~380 ms); with
@@ -317,6 +342,25 @@ extension Measurements {
                 result.findings.append(Finding(name: "ST \(lead.rawValue)", value: deviation, unit: "mV", confidence: beatConfidence, leads: [lead],
                                                beats: windowBeats, method: "median beat at J+60 ms minus the PR segment"))
             }
+        }
+        // QRS voltage and the V1 terminal force.
+        for (l, lead) in record.leads.enumerated() {
+            let complex = (onset...offset).map { median[l][$0] }
+            result.qrsAmplitude[lead] = (complex.max() ?? 0) - (complex.min() ?? 0)
+        }
+        let limb = record.leads.filter { [.I, .II, .III, .aVR, .aVL, .aVF].contains($0) }
+        let chest = record.leads.filter { [.V1, .V2, .V3, .V4, .V5, .V6].contains($0) }
+        for (name, group) in [("QRS voltage (limb)", limb), ("QRS voltage (chest)", chest)] where !group.isEmpty {
+            let top = group.max { result.qrsAmplitude[$0]! < result.qrsAmplitude[$1]! }!
+            result.findings.append(Finding(name: name, value: result.qrsAmplitude[top]!, unit: "mV", confidence: beatConfidence, leads: [top],
+                                           beats: windowBeats, method: "largest peak-to-peak QRS of the median beats"))
+        }
+        if let v1 = record.leads.firstIndex(of: .V1) {
+            let from = max(onset, offset - Int(0.040 * rate))
+            let area = (from...offset).map { median[v1][$0] - baseline[v1] }.reduce(0, +) / rate * 1000
+            result.v1TerminalArea = area
+            result.findings.append(Finding(name: "V1 terminal QRS", value: area, unit: "mV·ms", confidence: beatConfidence, leads: [.V1],
+                                           beats: windowBeats, method: "net area of the last 40 ms of the median QRS"))
         }
         return result
     }

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Stage 2 of the bundled teaching model (issue 7 point 4): one small decoder language model
+that explains a record from its signal (signal encoder + projector, spliced at the `<ecg>`
+placeholder) and its measured evidence, and that answers a learning objective with K ECG
+generation tokens whose last-layer hidden states pass the aligner into stage 1's text
+conditioning space (all-MiniLM-L6-v2), followed by the rate, age and sex to ask the U-Net for.
+Synthetic data only; the result is a teaching demonstration.
+
+    python Tools/train/train_unified.py --data WORK/data2 --run WORK/run2 [--steps 3000] [--max-minutes 45]
+    python Tools/train/train_unified.py --data WORK/data2 --run WORK/run2 --export WORK/export2
+
+Prompts (the Swift runtime builds the same strings from the model file's prompt.* keys):
+  explain   <|user|>\\n<ecg>\\n{evidence}\\n{question}<|end|>\\n<|assistant|>\\n  ->  {explanation}<|end|>
+  generate  <|user|>\\n{objective}<|end|>\\n<|assistant|>\\n  ->  <ecg_gen_0>..<ecg_gen_{K-1}>rate R bpm, age A, sex S<|end|>
+`<ecg>` stands for the signal encoder's T tokens: the prompt holds it once and the runtime
+repeats it T times, then overwrites those rows with the projected signal tokens.
+
+Training: cross-entropy on the assistant's part of both kinds of sequence, plus the alignment
+loss (1 - cosine + squared error of the unit vectors, the aligner's output is L2-normalised) between the
+aligner's output on the generation tokens' hidden states and the MiniLM embedding of the
+objective. AdamW, warm-up then cosine decay, gradient clip 1; checkpoints (atomic) every
+--save-every steps, on SIGTERM/SIGINT and when --max-minutes (summed over resumed sessions) runs out.
+"""
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+from make_signal_encoder_fixtures import EcgTower, Projector  # noqa: E402
+from make_aligner_fixtures import Aligner  # noqa: E402
+from ecgsim import CONDITIONS  # noqa: E402
+
+K = 4
+SPECIAL = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>", "<ecg>"] + [f"<ecg_gen_{k}>" for k in range(K)]
+EXPLAIN = "<|user|>\n<ecg>\n{evidence}\n{question}<|end|>\n<|assistant|>\n"
+GENERATE = "<|user|>\n{objective}<|end|>\n<|assistant|>\n"
+QUESTIONS = ["Explain this ECG.", "What does this ECG show?", "Interpret this 12-lead ECG.",
+             "Describe the rhythm and the findings.", "Please explain this tracing for a student.",
+             "What is the diagnosis pattern here?", "Read this ECG step by step.", "Explain the ECG."]
+SIGNAL = dict(seq_length=1024, lead_num=12, patch_size=32, width=128, layers=2, heads=4, mlp_ratio=2.0)
+SIGNAL_RATE = 102.4
+LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+TOKENS = SIGNAL["seq_length"] // SIGNAL["patch_size"] + 1
+LM = dict(vocab=1024, dim=256, layers=4, heads=4, kv_heads=2, ffn=704, context=320)
+ALIGNER = dict(tokens=K, input_dim=LM["dim"], hidden_dim=512, n_layers=2, output_dim=384, pooling="flatten",
+               layer_norm=False, norm_eps=1e-5, normalize=True)
+
+
+def generation_answer(scalars):
+    sex, age, rate = scalars
+    return "".join(f"<ecg_gen_{k}>" for k in range(K)) + \
+        f"rate {int(round(rate))} bpm, age {int(round(age))}, sex {'male' if sex >= 0.5 else 'female'}<|end|>"
+
+
+def load_data(path):
+    shards = sorted(f for f in os.listdir(path) if f.startswith("ushard-") and f.endswith(".npz"))
+    parts = [np.load(os.path.join(path, f)) for f in shards]
+    keys = ["signals", "scalars", "condition", "evidence", "explanations", "consistent", "objectives",
+            "objective_embeddings", "ids"]
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def train_tokenizer(data, out_dir):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=LM["vocab"], special_tokens=SPECIAL, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+
+    def texts():
+        for e in data["evidence"][:4000]:
+            yield str(e)
+        for row in data["explanations"][:4000]:
+            for e in row:
+                if e:
+                    yield str(e)
+        for row in data["objectives"][:4000]:
+            for o in row:
+                yield str(o)
+        yield from QUESTIONS
+        for s in data["scalars"][:2000]:
+            yield generation_answer(s)
+    tok.train_from_iterator(texts(), trainer)
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "<|end|>", "pad_token": "<|endoftext|>", "add_bos_token": False,
+                   "add_eos_token": False, "model_max_length": LM["context"]}, f, indent=1)
+    return tok
+
+
+class Unified(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaForCausalLM
+        self.lm_config = LlamaConfig(vocab_size=LM["vocab"], hidden_size=LM["dim"], intermediate_size=LM["ffn"],
+                                     num_hidden_layers=LM["layers"], num_attention_heads=LM["heads"],
+                                     num_key_value_heads=LM["kv_heads"], max_position_embeddings=LM["context"],
+                                     rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
+                                     bos_token_id=None, eos_token_id=3, pad_token_id=0)
+        self.lm = LlamaForCausalLM(self.lm_config)
+        s = SIGNAL
+        self.tower = EcgTower(s["seq_length"], s["lead_num"], s["patch_size"], s["width"], s["layers"], s["heads"],
+                              s["mlp_ratio"], embed_dim=16)
+        self.projector = Projector([s["width"], LM["dim"], LM["dim"]], ["gelu"])
+        self.aligner = Aligner(ALIGNER)
+
+
+def lengths_mask(ids_list, n):
+    return torch.tensor([[1] * k + [0] * (n - k) for k in ids_list])
+
+
+def forward_loss(model, tok, batch, ecg_id, gen_ids):
+    """Returns (loss, parts) for one batch: explain sequences and generate sequences."""
+    lm = model.lm
+    embed = lm.get_input_embeddings()
+    parts = {}
+    total = 0.0
+    # Explain: expand <ecg> to TOKENS rows and splice the projected signal tokens there.
+    if batch["explain"]:
+        prompts, answers, sigs = zip(*batch["explain"])
+        seqs, masks = [], []
+        for p, a in zip(prompts, answers):
+            pi = tok.encode(p).ids
+            at = pi.index(ecg_id)
+            pi = pi[:at] + [ecg_id] * TOKENS + pi[at + 1:]
+            ai = tok.encode(a).ids
+            seqs.append((pi + ai)[:LM["context"]])
+            masks.append(([0] * len(pi) + [1] * len(ai))[:LM["context"]])
+        n = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
+        lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
+        att = lengths_mask([len(s) for s in seqs], n)
+        x = embed(ids)
+        hidden = model.tower(torch.from_numpy(np.stack(sigs).astype(np.float32)))
+        proj = model.projector(hidden)                                    # (B, TOKENS, dim)
+        place = (ids == ecg_id)
+        x = x.masked_scatter(place[..., None], proj.reshape(-1, proj.shape[-1]).to(x.dtype))
+        out = lm(inputs_embeds=x, attention_mask=att)
+        logits = out.logits[:, :-1]
+        target = ids[:, 1:]
+        m = lossmask[:, 1:].float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
+        parts["explain_ce"] = (ce * m.reshape(-1)).sum() / m.sum()
+        total = total + parts["explain_ce"]
+    if batch["generate"]:
+        prompts, answers, targets = zip(*batch["generate"])
+        seqs, masks = [], []
+        for p, a in zip(prompts, answers):
+            pi, ai = tok.encode(p).ids, tok.encode(a).ids
+            seqs.append(pi + ai)
+            masks.append([0] * len(pi) + [1] * len(ai))
+        n = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
+        lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
+        att = lengths_mask([len(s) for s in seqs], n)
+        out = lm(input_ids=ids, attention_mask=att, output_hidden_states=True)
+        logits = out.logits[:, :-1]
+        m = lossmask[:, 1:].float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+        parts["generate_ce"] = (ce * m.reshape(-1)).sum() / m.sum()
+        last = out.hidden_states[-1]                                     # after the final norm
+        h = torch.stack([last[b][torch.isin(ids[b], gen_ids)] for b in range(len(seqs))])  # (B, K, dim)
+        pred = model.aligner(h)
+        tgt = torch.from_numpy(np.stack(targets)).float()
+        cos = F.cosine_similarity(pred, tgt, dim=-1)
+        parts["align_cos"] = cos.mean()
+        align = (1 - cos).mean() + ((pred - tgt) ** 2).sum(-1).mean()
+        total = total + parts["generate_ce"] + 2.0 * align
+    return total, parts
+
+
+def make_batch(data, rng, train_idx, n_explain, n_generate):
+    batch = {"explain": [], "generate": []}
+    good = train_idx[data["consistent"][train_idx]]
+    for i in rng.choice(good, n_explain):
+        e = data["explanations"][i][rng.integers(data["explanations"].shape[1])]
+        p = EXPLAIN.format(evidence=data["evidence"][i], question=QUESTIONS[rng.integers(len(QUESTIONS))])
+        batch["explain"].append((p, str(e) + "<|end|>", data["signals"][i]))
+    for i in rng.choice(train_idx, n_generate):
+        k = rng.integers(data["objectives"].shape[1])
+        p = GENERATE.format(objective=data["objectives"][i][k])
+        batch["generate"].append((p, generation_answer(data["scalars"][i]), data["objective_embeddings"][i][k]))
+    return batch
+
+
+def export(model, tok, run, out):
+    """Converter input: HF Llama directory + signal encoder + aligner + prompt config."""
+    from safetensors.torch import save_file
+    os.makedirs(out, exist_ok=True)
+    model.lm.save_pretrained(out, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        with open(os.path.join(run, name)) as src, open(os.path.join(out, name), "w") as dst:
+            dst.write(src.read())
+    tensors = {k: v.detach().contiguous() for k, v in model.tower.state_dict().items()}
+    for src, lin in zip(model.projector.sources(), [m for m in model.projector.seq if isinstance(m, torch.nn.Linear)]):
+        tensors[src + ".weight"] = lin.weight.detach().contiguous()
+        tensors[src + ".bias"] = lin.bias.detach().contiguous()
+    save_file(tensors, os.path.join(out, "signal_encoder.safetensors"))
+    s = SIGNAL
+    with open(os.path.join(out, "signal_config.json"), "w") as f:
+        json.dump({"ecg_cfg": {"seq_length": s["seq_length"], "lead_num": s["lead_num"], "layers": s["layers"],
+                               "width": s["width"], "patch_size": s["patch_size"], "head_width": s["width"] // s["heads"],
+                               "mlp_ratio": s["mlp_ratio"]},
+                   "sample_rate": SIGNAL_RATE, "leads": LEADS, "layer_norm_eps": 1e-5, "tower_prefix": "",
+                   "projector": {"dims": [s["width"], LM["dim"], LM["dim"]], "activations": ["gelu"],
+                                 "sources": model.projector.sources()}}, f, indent=1)
+    save_file({k: v.detach().contiguous() for k, v in model.aligner.state_dict().items()},
+              os.path.join(out, "aligner.safetensors"))
+    with open(os.path.join(out, "aligner_config.json"), "w") as f:
+        json.dump(ALIGNER, f, indent=1)
+    with open(os.path.join(out, "prompt_config.json"), "w") as f:
+        json.dump({"explain_template": EXPLAIN, "generate_template": GENERATE, "ecg_placeholder": "<ecg>",
+                   "generation_tokens": [f"<ecg_gen_{k}>" for k in range(K)], "end_of_turn": "<|end|>",
+                   "default_question": QUESTIONS[0]}, f, indent=1)
+    for p in ("model.safetensors", "signal_encoder.safetensors", "aligner.safetensors"):
+        os.chmod(os.path.join(out, p), 0o644)
+    print(f"exported to {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--max-minutes", type=float, default=45)
+    ap.add_argument("--explain-batch", type=int, default=12)
+    ap.add_argument("--generate-batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--save-every", type=int, default=200)
+    ap.add_argument("--held-out", type=int, default=500, help="last N records are not trained on")
+    ap.add_argument("--export", help="write the converter input directory from the checkpoint and stop")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    data = load_data(args.data)
+    n = len(data["ids"])
+    train_idx = np.arange(n - args.held_out)
+    from tokenizers import Tokenizer
+    tok_path = os.path.join(args.run, "tokenizer.json")
+    tok = Tokenizer.from_file(tok_path) if os.path.exists(tok_path) else train_tokenizer(
+        {k: data[k][train_idx] for k in data}, args.run)
+    ecg_id = tok.token_to_id("<ecg>")
+    gen_ids = torch.tensor([tok.token_to_id(f"<ecg_gen_{k}>") for k in range(K)])
+
+    torch.manual_seed(args.seed)
+    model = Unified()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    ckpt = os.path.join(args.run, "unified.pt")
+    state = {"step": 0, "minutes": 0.0, "history": []}
+    rng = np.random.default_rng([args.seed, 77])
+    if os.path.exists(ckpt):
+        c = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(c["model"])
+        opt.load_state_dict(c["opt"])
+        state = c["state"]
+        rng.bit_generator.state = c["rng"]
+        torch.set_rng_state(c["torch_rng"])
+        print(f"resumed at step {state['step']} ({state['minutes']:.1f} min trained)")
+    if args.export:
+        model.eval()
+        export(model, tok, args.run, args.export)
+        return
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{n} records ({len(train_idx)} for training, {int(data['consistent'][train_idx].sum())} explainable); "
+          f"{params:,} parameters; vocabulary {tok.get_vocab_size()}; ECG tokens {TOKENS}", flush=True)
+
+    def save():
+        tmp = ckpt + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt)
+
+    stop = {"now": False}
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: stop.update(now=True))
+    warm = 150
+    t_session = time.time()
+    minutes0 = state["minutes"]
+    model.train()
+    while state["step"] < args.steps and not stop["now"]:
+        minutes = minutes0 + (time.time() - t_session) / 60
+        if minutes >= args.max_minutes:
+            print(f"time budget of {args.max_minutes} min reached")
+            break
+        step = state["step"]
+        lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, step / args.steps))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = make_batch(data, rng, train_idx, args.explain_batch, args.generate_batch)
+        loss, parts = forward_loss(model, tok, batch, ecg_id, gen_ids)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state["step"] += 1
+        state["minutes"] = minutes0 + (time.time() - t_session) / 60
+        if state["step"] % 25 == 0 or state["step"] == 1:
+            rec = {"step": state["step"], "loss": float(loss), **{k: float(v) for k, v in parts.items()},
+                   "minutes": round(state["minutes"], 2)}
+            state["history"].append(rec)
+            print(json.dumps(rec), flush=True)
+        if state["step"] % args.save_every == 0:
+            save()
+    save()
+    print(f"saved at step {state['step']} after {state['minutes']:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
