@@ -82,6 +82,20 @@ public enum GenerationEvent: Sendable {
     case finished(GenerationSummary)
 }
 
+/// A prompt as the decoder takes it: token ids, and optionally rows (tokens.count x dimension)
+/// that replace the token embedding where `useEmbedding` is true (an encoder's output spliced
+/// in at a placeholder).
+public struct PromptInput: Sendable {
+    public var tokens: [Int32]
+    public var embeddings: [Float]?
+    public var useEmbedding: [Bool]?
+    public init(tokens: [Int32], embeddings: [Float]? = nil, useEmbedding: [Bool]? = nil) {
+        self.tokens = tokens
+        self.embeddings = embeddings
+        self.useEmbedding = useEmbedding
+    }
+}
+
 /// Set from any thread to stop a generation; polled by the C decoder between layers.
 final class CancelFlag: Sendable {
     let value = Atomic<Bool>(false)
@@ -127,7 +141,29 @@ extension LanguageModel {
             throw .notFound("\(file.path) has no tokenizer (tokenizer.* metadata), so it cannot take a text prompt")
         }
         guard !prompt.isEmpty else { throw .invalidArgument("the prompt is empty") }
+        let ids = try tokenizer.encode(prompt, addSpecial: options.addSpecialTokens,
+                                       parseSpecial: options.parseSpecialTokens)
+        return try generate(input: PromptInput(tokens: ids), options: options, onText: onText)
+    }
+
+    /// The general form: a prompt already turned into tokens, with encoder outputs spliced in
+    /// (`PromptInput.embeddings`). When the model samples `group.first`, the rest of `group` is
+    /// fed after it (the ECG generation tokens are emitted as one block) and `onGroup` receives
+    /// the last-layer hidden states of the whole group (group.count x dimension); text
+    /// generation then goes on after the group.
+    public func generate(input: PromptInput, options: GenerationOptions = GenerationOptions(),
+                         group: [Int32] = [], onGroup: ([Float]) throws -> Void = { _ in },
+                         onText: (String) -> Void) throws(UniECGError) -> GenerationSummary
+    {
+        guard let tokenizer else {
+            throw .notFound("\(file.path) has no tokenizer (tokenizer.* metadata), so it cannot generate text")
+        }
         guard options.maxTokens >= 0 else { throw .invalidArgument("maxTokens must be >= 0") }
+        let ids = input.tokens
+        guard !ids.isEmpty else { throw .invalidArgument("the prompt encodes to no tokens") }
+        guard ids.count < contextLength else {
+            throw .limit("the prompt is \(ids.count) tokens; the context holds \(contextLength)")
+        }
         guard generationLock.withLock({ busy in
             if busy { return false }
             busy = true
@@ -136,12 +172,6 @@ extension LanguageModel {
         defer { generationLock.withLock { $0 = false } }
         cancelFlag.clear()
 
-        let ids = try tokenizer.encode(prompt, addSpecial: options.addSpecialTokens,
-                                       parseSpecial: options.parseSpecialTokens)
-        guard !ids.isEmpty else { throw .invalidArgument("the prompt encodes to no tokens") }
-        guard ids.count < contextLength else {
-            throw .limit("the prompt is \(ids.count) tokens; the context holds \(contextLength)")
-        }
         var sampler: OpaquePointer?
         try check { uniecg_sampler_create(options.sampling.c, Int32(vocabularySize), &sampler, $0) }
         defer { uniecg_sampler_free(sampler) }
@@ -162,7 +192,11 @@ extension LanguageModel {
         try rewind(to: 0)
         var logits = [Float](repeating: 0, count: vocabularySize)
         do {
-            try evaluate(tokens: ids, logits: &logits, allLogits: false)
+            if let embeddings = input.embeddings {
+                logits = try evaluate(tokens: ids, embeddings: embeddings, useEmbedding: input.useEmbedding, allLogits: false).logits
+            } else {
+                try evaluate(tokens: ids, logits: &logits, allLogits: false)
+            }
         } catch .cancelled {
             return finish(.cancelled)
         }
@@ -176,6 +210,22 @@ extension LanguageModel {
                 throw .range("the model produced NaN logits at generated token \(summary.generatedTokens + 1)")
             }
             summary.generatedTokens += 1
+            if let first = group.first, token == first {
+                guard position + group.count < contextLength else { return finish(.contextFull) }
+                let out: (logits: [Float], hidden: [Float])
+                do {
+                    out = try evaluate(tokens: group, allLogits: false)
+                } catch .cancelled {
+                    return finish(.cancelled)
+                }
+                do { try onGroup(out.hidden) } catch {
+                    throw (error as? UniECGError) ?? .invalidArgument("\(error)")
+                }
+                for id in group { uniecg_sampler_accept(sampler, id) }
+                summary.generatedTokens += group.count - 1
+                logits = out.logits
+                continue
+            }
             if token == tokenizer.eosID || (tokenizer.isSpecial(token) && token != tokenizer.bosID) {
                 let (text, _) = stops.add(try detokenizer.flush(), final: true)
                 if !text.isEmpty { onText(text) }

@@ -83,7 +83,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// (tokens.count x dimension) replace the token's own embedding where `useEmbedding` is
     /// true (how encoders splice their outputs in); the result holds every position's logits
     /// and last-layer hidden states (after the final norm).
-    public func evaluate(tokens: [Int32], embeddings: [Float]? = nil, useEmbedding: [Bool]? = nil)
+    /// With `allLogits` false only the last position's logits are returned (and computed).
+    public func evaluate(tokens: [Int32], embeddings: [Float]? = nil, useEmbedding: [Bool]? = nil, allLogits: Bool = true)
         throws(UniECGError) -> (logits: [Float], hidden: [Float])
     {
         let n = tokens.count
@@ -94,7 +95,7 @@ public final class LanguageModel: @unchecked Sendable {
         if let useEmbedding, useEmbedding.count != n {
             throw .invalidArgument("useEmbedding has \(useEmbedding.count) entries for \(n) positions")
         }
-        var logits = [Float](repeating: 0, count: n * vocabularySize)
+        var logits = [Float](repeating: 0, count: (allLogits ? n : 1) * vocabularySize)
         var hidden = [Float](repeating: 0, count: n * dimension)
         let mask = useEmbedding?.map { UInt8($0 ? 1 : 0) }
         var error = uniecg_error()
@@ -109,7 +110,7 @@ public final class LanguageModel: @unchecked Sendable {
                             batch.embeddings = embeddings == nil ? nil : e.baseAddress
                             batch.embedding_mask = mask == nil ? nil : m.baseAddress
                             batch.logits = out.baseAddress
-                            batch.all_logits = true
+                            batch.all_logits = allLogits
                             batch.hidden = h.baseAddress
                             return uniecg_lm_decode(handle, &batch, &error)
                         }

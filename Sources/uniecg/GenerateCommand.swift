@@ -5,31 +5,37 @@ import UniECG
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate a synthetic 12-lead ECG with a model's latent U-Net and VAE.",
+        abstract: "Generate a synthetic 12-lead ECG from a learning objective (or a condition file).",
         discussion: """
-            Runs the guided diffusion sample for a condition and writes NAME.hea and NAME.dat
-            (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper). The ECG is synthetic:
-            \(UniECGVersion.notice)
+            With an objective, the unified model's language model answers it with its ECG
+            generation tokens; the aligner turns their hidden states into the U-Net's condition,
+            and the rate, age and sex the model wrote after them complete it (--sex, --age and
+            --heart-rate override them). Then the guided diffusion sample runs and NAME.hea and
+            NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The
+            ECG is synthetic: \(UniECGVersion.notice)
 
-            The condition comes from a file until the bundled model exists (text -> language
-            model -> aligner comes later):
+            Without an objective, --condition gives the condition directly (any file with a U-Net
+            and a VAE):
               - JSON: {"embedding": [cond_dim floats], "sex": "male", "age": 60, "heart_rate": 72}
                 (sex, age and heart_rate optional; sex is "male" or "female");
               - .npy: float32, the full condition vector [embedding, sex (1 male / 0 otherwise),
                 age, heart rate].
-            --sex, --age and --heart-rate override the file's values.
 
             Examples:
+              uniecg generate "Show me atrial fibrillation at 120 bpm in a 70-year-old man" -o out/af
               uniecg generate --model diffusets.uecg --condition cond.json -o out/ecg
               uniecg generate --model diffusets.uecg --condition cond.npy --steps 50 --seed 7 --age 45
             """
     )
 
-    @Option(name: .shortAndLong, help: "The .uecg file holding the U-Net (unet.*) and the VAE (vae.*).")
-    var model: String
+    @Argument(help: "The learning objective (needs a unified model).")
+    var objective: String?
 
-    @Option(name: .shortAndLong, help: "The condition: a JSON file or a float32 .npy vector.")
-    var condition: String
+    @Option(name: .shortAndLong, help: "The .uecg model file (default: \(DefaultModel.path)).")
+    var model: String = DefaultModel.path
+
+    @Option(name: .shortAndLong, help: "The condition: a JSON file or a float32 .npy vector (instead of an objective).")
+    var condition: String?
 
     @Option(name: .shortAndLong, help: "Output path without extension (NAME.hea/.dat/.csv/.svg).")
     var output = "generated"
@@ -62,6 +68,12 @@ struct GenerateCommand: ParsableCommand {
     var kernels: KernelVariant = .auto
 
     func validate() throws {
+        guard (objective == nil) != (condition == nil) else {
+            throw ValidationError("give either a learning objective or --condition FILE")
+        }
+        if let objective, objective.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("the learning objective is empty")
+        }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         guard guidance.isFinite, guidance >= 0 else { throw ValidationError("--guidance must be >= 0 (1 = off)") }
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
@@ -76,14 +88,32 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode.failure
         }
         do {
-            var cond = try Self.readCondition(condition)
-            if let sex { cond.sex = sex }
-            if let age { cond.age = age }
-            if let heartRate { cond.heartRate = heartRate }
             var modelOptions = ECGGenerator.Options()
             modelOptions.threads = threads
             modelOptions.kernels = kernels
-            let generator = try ECGGenerator(path: model, options: modelOptions)
+            let generator: ECGGenerator
+            var cond: ECGCondition
+            if let objective {
+                let unified = try UnifiedModel(path: model, options: modelOptions)
+                var textOptions = GenerationOptions()
+                textOptions.maxTokens = 48
+                textOptions.sampling = .greedy
+                let plan = try unified.plan(objective: objective, options: textOptions)
+                guard let planned = plan.condition else {
+                    Terminal.writeError("uniecg generate: the model did not answer with ECG generation tokens; it wrote: \(plan.reply)\n")
+                    throw ExitCode.failure
+                }
+                print("model: \(plan.reply.trimmingCharacters(in: .whitespacesAndNewlines))")
+                cond = planned
+                generator = unified.generator
+            } else {
+                cond = try Self.readCondition(condition!)
+                generator = try ECGGenerator(path: model, options: modelOptions)
+            }
+            if let sex { cond.sex = sex }
+            if let age { cond.age = age }
+            if let heartRate { cond.heartRate = heartRate }
+            print("condition: sex \(cond.sex?.rawValue ?? "unset"), age \(cond.age.map { String(format: "%.0f", $0) } ?? "unset"), heart rate \(cond.heartRate.map { String(format: "%.0f bpm", $0) } ?? "unset")")
             var options = ECGGenerationOptions()
             options.steps = steps
             options.sampler = sampler
@@ -114,6 +144,8 @@ struct GenerateCommand: ParsableCommand {
                                        summary.steps, summary.samplingSeconds, summary.decodingSeconds,
                                        generator.kernels.rawValue, generator.threads))
             print(UniECGVersion.notice)
+        } catch let exit as ExitCode {
+            throw exit
         } catch UniECGError.cancelled {
             Terminal.writeError("\nuniecg generate: cancelled; nothing written\n")
             throw ExitCode(130)

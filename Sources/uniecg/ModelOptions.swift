@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import UniECG
 
 /// Options shared by the commands that run a language model.
@@ -34,3 +35,23 @@ struct LanguageModelOptions: ParsableArguments {
 }
 
 extension KernelVariant: ExpressibleByArgument {}
+
+/// Where the bundled teaching model is looked for when --model is not given: $UNIECG_MODEL,
+/// else Models/uniecg-tiny.uecg in the working directory, else next to the checkout the binary
+/// was built in (.build/<config>/uniecg -> ../../Models).
+enum DefaultModel {
+    static let relative = "Models/uniecg-tiny.uecg"
+
+    static var path: String {
+        if let env = ProcessInfo.processInfo.environment["UNIECG_MODEL"], !env.isEmpty { return env }
+        if FileManager.default.fileExists(atPath: relative) { return relative }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = executable.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent(relative).path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return relative
+    }
+}

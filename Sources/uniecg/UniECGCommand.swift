@@ -8,6 +8,6 @@ struct UniECGCommand: ParsableCommand {
         abstract: "UniECG — an offline ECG teaching engine. \(UniECGVersion.notice)",
         version: UniECGVersion.string,
         subcommands: [InspectCommand.self, CompleteCommand.self, LogitsCommand.self, BenchCommand.self, PlotCommand.self,
-                      RecordCommand.self, MeasureCommand.self, GenerateCommand.self]
+                      RecordCommand.self, MeasureCommand.self, ExplainCommand.self, GenerateCommand.self]
     )
 }

@@ -5,7 +5,7 @@ public enum MeasurementTable {
     static func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
 
     public static func render(_ m: Measurements, record: ECGRecord) -> String {
-        var lines = ["measurement        value          confidence  evidence"]
+        var lines = ["measurement         value          confidence  evidence"]
         func row(_ f: Finding) {
             let value: String
             switch f.unit {
@@ -17,7 +17,7 @@ public enum MeasurementTable {
             }
             let beats = f.beats.count == m.rPeaks.count ? "all \(f.beats.count) beats" : "\(f.beats.count) beats"
             let leads = f.leads.count >= 12 ? "12 leads" : f.leads.map(\.rawValue).joined(separator: ",")
-            lines.append(pad(f.name, 18) + " " + pad(value, 14) + " " + pad(String(format: "%.2f", f.confidence), 11) + " \(f.method) (\(leads); \(beats))")
+            lines.append(pad(f.name, 19) + " " + pad(value, 14) + " " + pad(String(format: "%.2f", f.confidence), 11) + " \(f.method) (\(leads); \(beats))")
         }
         for f in m.findings where !f.name.hasPrefix("ST ") { row(f) }
         let st = m.findings.filter { $0.name.hasPrefix("ST ") }

@@ -57,6 +57,7 @@ public struct Converter {
         { try SignalEncoderExport.plan(directory: $0) },
         { try VAEExport.plan(directory: $0) },
         { try AlignerExport.plan(directory: $0) },
+        { try PromptExport.plan(directory: $0) },
     ]
 
     public func convert(to output: String, progress: (Progress) -> Void = { _ in }) throws -> Summary {

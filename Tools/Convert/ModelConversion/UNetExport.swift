@@ -7,9 +7,16 @@ import UniECG
 /// hold the attention head counts, so they come from the config; the optional "scheduler"
 /// section (diffusers' DDIMScheduler / DDPMScheduler settings) gives the default sampling
 /// schedule, else DiffuSETS' published one. ModelFormat.md, "Latent U-Net (unet.*)".
+/// The diffusion part's config: `diffusion_config.json` when the directory also holds a language
+/// model (whose Hugging Face config.json takes that name), else `config.json`.
+func diffusionConfigPath(_ directory: String) -> String {
+    let separate = directory + "/diffusion_config.json"
+    return FileManager.default.fileExists(atPath: separate) ? separate : directory + "/config.json"
+}
+
 enum UNetExport {
     static func plan(directory: String) throws -> ComponentPlan? {
-        let configPath = directory + "/config.json", weightsPath = directory + "/unet.safetensors"
+        let configPath = diffusionConfigPath(directory), weightsPath = directory + "/unet.safetensors"
         guard let data = FileManager.default.contents(atPath: configPath),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let section = object["unet"] as? [String: Any]

@@ -7,7 +7,7 @@ import UniECG
 /// (Tools/reference/diffusets.py, VAEConfig.to_dict()). ModelFormat.md, "VAE (vae.*)".
 enum VAEExport {
     static func plan(directory: String) throws -> ComponentPlan? {
-        let configPath = directory + "/config.json", weightsPath = directory + "/vae.safetensors"
+        let configPath = diffusionConfigPath(directory), weightsPath = directory + "/vae.safetensors"
         guard let data = FileManager.default.contents(atPath: configPath),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let section = object["vae"] as? [String: Any]

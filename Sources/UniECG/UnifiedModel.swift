@@ -1,0 +1,210 @@
+import Foundation
+
+/// The prompt format a unified model was trained with (ModelFormat.md, "Multimodal prompt").
+public struct PromptFormat: Sendable, Equatable {
+    public let explainTemplate: String
+    public let generateTemplate: String
+    public let ecgPlaceholder: String
+    public let generationTokens: [String]
+    public let generationParameters: String
+    public let endOfTurn: String
+    public let defaultQuestion: String
+
+    public init(file: ModelFile) throws(UniECGError) {
+        func string(_ key: String) throws(UniECGError) -> String {
+            guard case .string(let s)? = file.metadata(key) else {
+                throw .notFound("\(file.path) has no \(key) (a unified model needs the prompt.* keys)")
+            }
+            return s
+        }
+        explainTemplate = try string("prompt.explain_template")
+        generateTemplate = try string("prompt.generate_template")
+        ecgPlaceholder = try string("prompt.ecg_placeholder")
+        generationParameters = try string("prompt.generation_parameters")
+        endOfTurn = try string("prompt.end_of_turn")
+        defaultQuestion = try string("prompt.default_question")
+        guard case .stringArray(let tokens)? = file.metadata("prompt.generation_tokens"), !tokens.isEmpty else {
+            throw .notFound("\(file.path) has no prompt.generation_tokens")
+        }
+        generationTokens = tokens
+        for field in ["{evidence}", "{question}", ecgPlaceholder] where explainTemplate.components(separatedBy: field).count != 2 {
+            throw .format("prompt.explain_template must hold \(field) exactly once")
+        }
+        guard generateTemplate.components(separatedBy: "{objective}").count == 2 else {
+            throw .format("prompt.generate_template must hold {objective} exactly once")
+        }
+    }
+
+    /// Reads sex, age and heart rate from the text the model wrote after the generation tokens.
+    public func parameters(in text: String) -> (sex: Sex?, age: Double?, heartRate: Double?) {
+        let number = "([0-9]+(?:\\.[0-9]+)?)"
+        var pattern = NSRegularExpression.escapedPattern(for: generationParameters)
+        var order: [String] = []
+        for (field, group) in [("{rate}", number), ("{age}", number), ("{sex}", "(male|female)")] {
+            let escaped = NSRegularExpression.escapedPattern(for: field)
+            if let r = pattern.range(of: escaped) {
+                pattern.replaceSubrange(r, with: group)
+                order.append(field)
+            }
+        }
+        // Fields in the order they appear in the pattern, which is the order of the groups.
+        order.sort { generationParameters.range(of: $0)!.lowerBound < generationParameters.range(of: $1)!.lowerBound }
+        guard let regex = try? NSRegularExpression(pattern: pattern),
+              let m = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else { return (nil, nil, nil) }
+        var sex: Sex?, age: Double?, rate: Double?
+        for (i, field) in order.enumerated() {
+            guard let r = Range(m.range(at: i + 1), in: text) else { continue }
+            let value = String(text[r])
+            switch field {
+            case "{rate}": rate = Double(value)
+            case "{age}": age = Double(value)
+            default: sex = value == "male" ? .male : .female
+            }
+        }
+        return (sex, age, rate)
+    }
+}
+
+/// The whole teaching model in one file: a text decoder with its tokenizer, the signal encoder
+/// whose tokens are spliced into the prompt, the aligner from the ECG generation tokens to the
+/// diffusion condition, the latent U-Net and the VAE. It explains a record (signal + measured
+/// evidence) and answers a learning objective with a condition for `ECGGenerator`.
+public final class UnifiedModel: @unchecked Sendable {
+    public let file: ModelFile
+    public let language: LanguageModel
+    public let signalEncoder: SignalEncoder
+    public let aligner: Aligner
+    public let generator: ECGGenerator
+    public let prompt: PromptFormat
+    public let tokenizer: Tokenizer
+    let placeholderID: Int32
+    let generationIDs: [Int32]
+
+    public convenience init(path: String, options: ComputeOptions = ComputeOptions()) throws(UniECGError) {
+        try self.init(file: ModelFile(path: path), options: options)
+    }
+
+    public init(file: ModelFile, options: ComputeOptions = ComputeOptions()) throws(UniECGError) {
+        self.file = file
+        prompt = try PromptFormat(file: file)
+        var lmOptions = LanguageModel.Options()
+        lmOptions.threads = options.threads
+        lmOptions.kernels = options.kernels
+        language = try LanguageModel(file: file, options: lmOptions)
+        guard let tokenizer = language.tokenizer else { throw .notFound("\(file.path) has no tokenizer") }
+        self.tokenizer = tokenizer
+        signalEncoder = try SignalEncoder(file: file, options: options)
+        aligner = try Aligner(file: file, options: options)
+        generator = try ECGGenerator(file: file, options: options)
+
+        func single(_ text: String, _ role: String) throws(UniECGError) -> Int32 {
+            let ids = try tokenizer.encode(text, addSpecial: false, parseSpecial: true)
+            guard ids.count == 1, tokenizer.isSpecial(ids[0]) else {
+                throw .format("the \(role) '\(text)' is not one special token of the tokenizer")
+            }
+            return ids[0]
+        }
+        placeholderID = try single(prompt.ecgPlaceholder, "ECG placeholder")
+        var ids: [Int32] = []
+        for t in prompt.generationTokens { ids.append(try single(t, "generation token")) }
+        generationIDs = ids
+        guard ids.count == aligner.tokens, aligner.inputDim == language.dimension else {
+            throw .format("the aligner takes \(aligner.tokens) hidden states of width \(aligner.inputDim), the prompt has \(ids.count) generation tokens and the decoder is \(language.dimension) wide")
+        }
+        guard signalEncoder.dimension == language.dimension else {
+            throw .format("the signal encoder projects to \(signalEncoder.dimension), the decoder is \(language.dimension) wide")
+        }
+        guard aligner.outputDim == generator.embeddingWidth else {
+            throw .format("the aligner gives \(aligner.outputDim) values, the U-Net's condition embedding is \(generator.embeddingWidth) wide")
+        }
+    }
+
+    /// A template's own text is tokenized with its special tokens; the user's text in `fields`
+    /// is not, so a question that spells "<ecg>" stays plain text.
+    func encode(_ template: String, fields: [String: String]) throws(UniECGError) -> [Int32] {
+        var ids: [Int32] = []
+        var rest = Substring(template)
+        while let (field, range) = fields.keys.compactMap({ f in rest.range(of: f).map { (f, $0) } }).min(by: { $0.1.lowerBound < $1.1.lowerBound }) {
+            ids += try tokenizer.encode(String(rest[..<range.lowerBound]), addSpecial: false, parseSpecial: true)
+            ids += try tokenizer.encode(fields[field]!, addSpecial: false, parseSpecial: false)
+            rest = rest[range.upperBound...]
+        }
+        return ids + (try tokenizer.encode(String(rest), addSpecial: false, parseSpecial: true))
+    }
+
+    /// The explain prompt: the template filled with the evidence block and the question, the
+    /// placeholder repeated once per signal token and those rows replaced by the encoded signal.
+    public func explainInput(record: ECGRecord, measurements: Measurements, question: String? = nil) throws(UniECGError) -> PromptInput {
+        let q = (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
+        let ids = try encode(prompt.explainTemplate, fields: ["{evidence}": Evidence.render(measurements), "{question}": q])
+        guard let at = ids.firstIndex(of: placeholderID) else {
+            throw .format("prompt.explain_template does not encode its ECG placeholder")
+        }
+        let signal = try signalEncoder.encode(record)
+        let tokens = Array(ids[..<at]) + Array(repeating: placeholderID, count: signal.tokens) + Array(ids[(at + 1)...])
+        let d = language.dimension
+        var rows = [Float](repeating: 0, count: tokens.count * d)
+        rows.replaceSubrange((at * d)..<((at + signal.tokens) * d), with: signal.values)
+        let use = tokens.indices.map { $0 >= at && $0 < at + signal.tokens }
+        return PromptInput(tokens: tokens, embeddings: rows, useEmbedding: use)
+    }
+
+    /// Streams the explanation of a record (measure it first: the evidence block is part of the
+    /// prompt, and the caller shows the same measurements as the table the text cites).
+    public func explain(record: ECGRecord, measurements: Measurements, question: String? = nil,
+                        options: GenerationOptions = GenerationOptions()) throws(UniECGError)
+        -> AsyncThrowingStream<GenerationEvent, any Error>
+    {
+        let input = try explainInput(record: record, measurements: measurements, question: question)
+        return language.generate(input: input, options: options)
+    }
+
+    /// What the model answered to a learning objective: its text and, when it emitted the ECG
+    /// generation tokens, the condition for the generator.
+    public struct Plan: Sendable {
+        public var reply: String
+        public var condition: ECGCondition?
+        public var summary: GenerationSummary
+    }
+
+    public func plan(objective: String, options: GenerationOptions = GenerationOptions()) throws(UniECGError) -> Plan {
+        let trimmed = objective.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw .invalidArgument("the learning objective is empty") }
+        let ids = try encode(prompt.generateTemplate, fields: ["{objective}": trimmed])
+        var reply = ""
+        var embedding: [Float]?
+        let aligner = self.aligner
+        let summary = try language.generate(input: PromptInput(tokens: ids), options: options, group: generationIDs,
+                                            onGroup: { hidden in embedding = try aligner.condition(hidden: hidden) },
+                                            onText: { reply += $0 })
+        guard let embedding else { return Plan(reply: reply, condition: nil, summary: summary) }
+        let p = prompt.parameters(in: reply)
+        return Plan(reply: reply, condition: ECGCondition(embedding: embedding, sex: p.sex, age: p.age, heartRate: p.heartRate),
+                    summary: summary)
+    }
+}
+
+extension LanguageModel {
+    /// Streams the continuation of a prepared prompt (see `generate(input:options:group:onGroup:onText:)`).
+    public func generate(input: PromptInput, options: GenerationOptions = GenerationOptions())
+        -> AsyncThrowingStream<GenerationEvent, any Error>
+    {
+        AsyncThrowingStream { continuation in
+            let flag = cancelFlag
+            continuation.onTermination = { termination in
+                if case .cancelled = termination { flag.set() }
+            }
+            let thread = Thread { [self] in
+                do {
+                    let summary = try generate(input: input, options: options) { continuation.yield(.text($0)) }
+                    if summary.stopReason != .cancelled { continuation.yield(.finished(summary)) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+}

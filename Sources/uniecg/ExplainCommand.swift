@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import UniECG
+
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Explain a record (WFDB, CSV or NPY) with the unified model: streamed text, then the measurements it cites.",
+        discussion: """
+            The record is measured (rate, rhythm, intervals, axis, voltage, ST); the measurements
+            go into the prompt as an evidence block next to the encoded signal, and the model's
+            explanation is streamed. Then the measurement table is printed, with the evidence
+            each value rests on. \(UniECGVersion.notice)
+
+            Examples:
+              uniecg explain Tests/Fixtures/examples/atrial_fibrillation.hea
+              uniecg explain record.csv --question "Is the rhythm regular?"
+              uniecg explain record.hea --json
+            """
+    )
+
+    @Argument(help: "A WFDB header (.hea), CSV or NPY file.")
+    var record: String
+
+    @Option(name: .shortAndLong, help: "The .uecg unified model (default: \(DefaultModel.path)).")
+    var model: String = DefaultModel.path
+
+    @Option(help: "The question to answer (default: the model's).")
+    var question: String?
+
+    @Option(help: "Sample rate in Hz, for a CSV without a time column or an NPY file.")
+    var sampleRate: Double?
+
+    @Option(help: "Most tokens to write.")
+    var maxTokens = 200
+
+    @Option(help: "Sampling temperature (0 = greedy, the default: the same record gives the same text).")
+    var temperature: Float = 0
+
+    @Option(help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object (explanation, measurements, evidence, notice) instead of text.")
+    var json = false
+
+    @Option(help: "Worker threads (0 = physical cores).")
+    var threads = 0
+
+    func validate() throws {
+        guard maxTokens > 0 else { throw ValidationError("--max-tokens must be at least 1") }
+        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
+        guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
+    }
+
+    func run() throws {
+        let read: WFDB.ReadResult, full: ECGRecord, measurements: Measurements
+        do {
+            read = try RecordFile.read(record, sampleRate: sampleRate)
+            full = Preparation.deriveLimbLeads(read.record).0
+            measurements = try Measurements.measure(full)
+        } catch {
+            Terminal.writeError("uniecg explain: \(record): \(error)\n")
+            throw ExitCode.failure
+        }
+        let unified: UnifiedModel
+        do {
+            unified = try UnifiedModel(path: model, options: ComputeOptions(threads: threads))
+        } catch {
+            Terminal.writeError("uniecg explain: \(model): \(error)\n")
+            throw ExitCode.failure
+        }
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.sampling = temperature == 0 ? .greedy : SamplingOptions()
+        if temperature > 0 { options.sampling.temperature = temperature }
+        options.sampling.seed = seed
+
+        var text = ""
+        var summary: GenerationSummary?
+        do {
+            let input = try unified.explainInput(record: full, measurements: measurements, question: question)
+            if !json { print("Explanation (UniECG teaching model):") }
+            summary = try unified.language.generate(input: input, options: options) { piece in
+                text += piece
+                if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
+            }
+        } catch {
+            Terminal.writeError("\nuniecg explain: \(error)\n")
+            throw ExitCode.failure
+        }
+        let warnings = read.warnings + measurements.warnings
+        if json {
+            let findings = measurements.findings.map { f -> [String: Any] in
+                ["name": f.name, "value": f.value, "unit": f.unit, "confidence": f.confidence,
+                 "leads": f.leads.map(\.rawValue), "beats": f.beats, "method": f.method]
+            }
+            let root: [String: Any] = ["record": record, "explanation": text.trimmingCharacters(in: .whitespacesAndNewlines),
+                                       "evidence": Evidence.render(measurements), "findings": findings,
+                                       "warnings": warnings, "notice": UniECGVersion.notice]
+            let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("\n\nMeasurements the explanation rests on:")
+        print(MeasurementTable.render(measurements, record: full))
+        if let summary {
+            Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
+        }
+    }
+}
