@@ -17,16 +17,24 @@ public struct PromptFormat: Sendable, Equatable {
             }
             return s
         }
-        explainTemplate = try string("prompt.explain_template")
-        generateTemplate = try string("prompt.generate_template")
-        ecgPlaceholder = try string("prompt.ecg_placeholder")
-        generationParameters = try string("prompt.generation_parameters")
-        endOfTurn = try string("prompt.end_of_turn")
-        defaultQuestion = try string("prompt.default_question")
         guard case .stringArray(let tokens)? = file.metadata("prompt.generation_tokens"), !tokens.isEmpty else {
             throw .notFound("\(file.path) has no prompt.generation_tokens")
         }
-        generationTokens = tokens
+        try self.init(explainTemplate: string("prompt.explain_template"), generateTemplate: string("prompt.generate_template"),
+                      ecgPlaceholder: string("prompt.ecg_placeholder"), generationTokens: tokens,
+                      generationParameters: string("prompt.generation_parameters"), endOfTurn: string("prompt.end_of_turn"),
+                      defaultQuestion: string("prompt.default_question"))
+    }
+
+    public init(explainTemplate: String, generateTemplate: String, ecgPlaceholder: String, generationTokens: [String],
+                generationParameters: String, endOfTurn: String, defaultQuestion: String) throws(UniECGError) {
+        self.explainTemplate = explainTemplate
+        self.generateTemplate = generateTemplate
+        self.ecgPlaceholder = ecgPlaceholder
+        self.generationTokens = generationTokens
+        self.generationParameters = generationParameters
+        self.endOfTurn = endOfTurn
+        self.defaultQuestion = defaultQuestion
         for field in ["{evidence}", "{question}", ecgPlaceholder] where explainTemplate.components(separatedBy: field).count != 2 {
             throw .format("prompt.explain_template must hold \(field) exactly once")
         }

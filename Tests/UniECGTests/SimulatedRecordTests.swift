@@ -95,4 +95,50 @@ import Testing
             #expect(qrs >= 120, "\(name): QRS \(qrs) in a bundle branch block (truth \(truth.qrs_ms))")
         }
     }
+
+    /// The simulator keeps low-voltage records below 0.5 mV (limb) and 1.0 mV (chest) and every
+    /// other record at or above 0.65 / 1.3 mV; its RBBB ends the QRS with a rightward-anterior
+    /// force (positive in V1), its LBBB with QS/rS in V1.
+    @Test("QRS voltage and the V1 terminal force tell low voltage and the two bundle branch blocks apart", arguments: names)
+    func voltageAndV1(name: String) throws {
+        let (record, truth) = try Self.load(name)
+        let m = try Measurements.measure(record)
+        let limb = try #require(m.finding("QRS voltage (limb)")).value
+        let chest = try #require(m.finding("QRS voltage (chest)")).value
+        if truth.condition == "low_voltage" {
+            #expect(limb < 0.5 && chest < 1.0, "\(name): limb \(limb), chest \(chest)")
+        } else {
+            #expect(limb >= 0.5 && chest >= 1.0, "\(name): limb \(limb), chest \(chest)")
+        }
+        let v1 = try #require(m.v1TerminalArea)
+        if truth.condition == "rbbb" { #expect(v1 > 0, "\(name): V1 terminal area \(v1)") }
+        if truth.condition == "lbbb" { #expect(v1 < 0, "\(name): V1 terminal area \(v1)") }
+        #expect(m.prematureBeats.isEmpty, "\(name): premature beats \(m.prematureBeats) in a regular record")
+    }
+
+    /// The evidence block is what the language model reads: every line must carry the same
+    /// number the measurement table shows, rounded the stated way.
+    @Test("the evidence block states the measured values, in order", arguments: names)
+    func evidence(name: String) throws {
+        let (record, _) = try Self.load(name)
+        let m = try Measurements.measure(record)
+        let lines = Evidence.render(m).split(separator: "\n").map(String.init)
+        #expect(lines.first == "rate: \(Int(try #require(m.heartRate).rounded())) bpm")
+        #expect(lines.contains("QRS: \(Int(try #require(m.qrs).rounded())) ms"))
+        #expect(lines.contains("P waves: \(m.pWavePresent == true ? "present" : "absent")"))
+        if let pr = m.pr { #expect(lines.contains("PR: \(Int(pr.rounded())) ms")) } else { #expect(!lines.contains { $0.hasPrefix("PR:") }) }
+        let axis = Int(try #require(m.axis).rounded())
+        #expect(lines.contains(String(format: "axis: %+d degrees", axis)))
+        let raised = m.st.filter { $0.value >= Evidence.stThreshold }.keys
+        for lead in raised {
+            #expect(lines.contains { $0.hasPrefix("ST elevation:") && $0.contains(" \(lead.rawValue) +") || $0.hasPrefix("ST elevation: \(lead.rawValue) +") },
+                    "\(name): \(lead.rawValue) elevation missing from \(lines)")
+        }
+        if m.st.values.allSatisfy({ abs($0) < Evidence.stThreshold }) {
+            #expect(lines.contains("ST: no deviation of 0.1 mV or more"))
+        }
+        let order = ["rate:", "RR variation:", "P waves:", "PR:", "QRS:", "QTc:", "axis:", "QRS voltage:", "V1 terminal QRS:"]
+        let positions = order.compactMap { key in lines.firstIndex { $0.hasPrefix(key) } }
+        #expect(positions == positions.sorted(), "\(name): lines out of order: \(lines)")
+    }
 }
