@@ -127,6 +127,13 @@ public final class UnifiedModel: @unchecked Sendable {
         }
     }
 
+    /// The file's own account of what it is (general.description), for the user to see next to
+    /// its output; empty when the file has none.
+    public var modelDescription: String {
+        if case .string(let d)? = file.metadata("general.description") { return d }
+        return ""
+    }
+
     /// A template's own text is tokenized with its special tokens; the user's text in `fields`
     /// is not, so a question that spells "<ecg>" stays plain text.
     func encode(_ template: String, fields: [String: String]) throws(UniECGError) -> [Int32] {

@@ -96,13 +96,14 @@ struct ExplainCommand: ParsableCommand {
             }
             let root: [String: Any] = ["record": record, "explanation": text.trimmingCharacters(in: .whitespacesAndNewlines),
                                        "evidence": Evidence.render(measurements), "findings": findings,
-                                       "warnings": warnings, "notice": UniECGVersion.notice]
+                                       "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
         print("\n\nMeasurements the explanation rests on:")
         print(MeasurementTable.render(measurements, record: full))
+        if !unified.modelDescription.isEmpty { print("Model: \(unified.modelDescription)") }
         if let summary {
             Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
         }

@@ -46,8 +46,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Sampler: ddpm, ddim or dpmpp_2m (default: the file's).")
     var sampler: ECGSampler?
 
-    @Option(help: "Classifier-free guidance scale (1 = off).")
-    var guidance: Float = 2
+    @Option(help: "Classifier-free guidance scale (1 = off; default: the model file's, else 2).")
+    var guidance: Float?
 
     @Option(help: "Random seed: the same seed gives the same ECG.")
     var seed: UInt64 = 0
@@ -75,7 +75,7 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("the learning objective is empty")
         }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
-        guard guidance.isFinite, guidance >= 0 else { throw ValidationError("--guidance must be >= 0 (1 = off)") }
+        if let guidance, !(guidance.isFinite && guidance >= 0) { throw ValidationError("--guidance must be >= 0 (1 = off)") }
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
     }
 
@@ -103,7 +103,8 @@ struct GenerateCommand: ParsableCommand {
                     Terminal.writeError("uniecg generate: the model did not answer with ECG generation tokens; it wrote: \(plan.reply)\n")
                     throw ExitCode.failure
                 }
-                print("model: \(plan.reply.trimmingCharacters(in: .whitespacesAndNewlines))")
+                if !unified.modelDescription.isEmpty { print("model: \(unified.modelDescription)") }
+                print("model's answer: \(plan.reply.trimmingCharacters(in: .whitespacesAndNewlines))")
                 cond = planned
                 generator = unified.generator
             } else {

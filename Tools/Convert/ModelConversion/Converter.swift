@@ -18,6 +18,8 @@ public struct Converter {
         public var weights: WeightFormat = .q8
         public var zstdLevel: Int = 9
         public var name: String?
+        /// What the model is and how it was made (general.description), e.g. "trained only on synthetic data".
+        public var description: String?
         public init() {}
     }
 
@@ -84,6 +86,7 @@ public struct Converter {
         try writer.set("general.source", .string("directory '\(URL(fileURLWithPath: directory).lastPathComponent)'"))
         try writer.set("general.converter", .string("uniecg-convert \(UniECGVersion.string) (quantization \(options.weights.rawValue))"))
         try writer.set("general.intended_use", .string(Self.intendedUse))
+        if let description = options.description { try writer.set("general.description", .string(description)) }
         for component in components {
             for (key, value) in component.metadata { try writer.set(key, value) }
         }

@@ -24,7 +24,13 @@ enum UNetExport {
         guard FileManager.default.fileExists(atPath: weightsPath) else { return nil }
         let config = try UNetConfig(section, scheduler: object["scheduler"] as? [String: Any], source: configPath)
         let file = try SafeTensorsFile(path: weightsPath)
-        return ComponentPlan(architecture: UNetConfig.architecture, metadata: config.metadata,
+        // The guidance scale the model was tuned for (export_diffusion.py's "guidance" section).
+        var metadata = config.metadata
+        if let guidance = object["guidance"] as? [String: Any], let scale = (guidance["scale"] as? NSNumber)?.doubleValue {
+            guard scale.isFinite, scale >= 0 else { throw ConversionError("\(configPath): guidance.scale must be finite and >= 0") }
+            metadata.append(("unet.guidance_scale", .double(scale)))
+        }
+        return ComponentPlan(architecture: UNetConfig.architecture, metadata: metadata,
                              tensors: try config.tensors(of: file))
     }
 }

@@ -44,6 +44,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "The model's name in its metadata (default: the directory's name).")
     var name: String?
 
+    @Option(help: "What the model is and how it was trained (general.description).")
+    var description: String?
+
     func validate() throws {
         guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1...22") }
     }
@@ -53,6 +56,7 @@ struct ConvertCommand: ParsableCommand {
         options.weights = quantization
         options.zstdLevel = zstdLevel
         options.name = name
+        options.description = description
         let bar = ProgressBar(label: "converting")
         let summary: Converter.Summary
         do {

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Quality bars of the bundled teaching model (issue 7 point 6), measured on the product itself:
+the converted .uecg run by the `uniecg` binary (q8 weights, C kernels), on held-out synthetic
+records. Prints tables and a summary; --json writes the numbers.
+
+    python Tools/train/eval_unified.py --model Models/uniecg-tiny.uecg --uniecg .build/release/uniecg
+           [--per-condition 8] [--seed 2] [--json out.json]
+
+Held-out data: records of `corpus.py --seed 2` (training used seed 1), `--per-condition` of each
+of the 17 conditions.
+
+Explain: the 10 s record at 500 Hz goes to `uniecg explain --json` (greedy). Scored:
+  named     the impression names the record's condition (explain_text.named_condition)
+  no contradiction  every number the explanation states (other than the fixed thresholds of the
+            templates) appears in the evidence block the model was given, and the named condition
+            agrees with what the measurements show (explain_text.consistent): a text that names
+            a first-degree AV block next to a PR of 160 ms contradicts its table
+Both are reported over all records and over the records whose measurements support their label
+(on the others even a perfect reader of the evidence block would disagree with the label).
+
+Generate: the record's first objective goes to `uniecg generate` (25 DDIM steps, guidance 2,
+seed = record index); the result is measured with `uniecg measure --json`. Scored:
+  rate      measured rate within 10 % of the rate the objective asks for (objectives with a rate)
+  rhythm    the measurement code recognises the requested rhythm or finding: the measured
+            signature (explain_text) holds the condition (sinus rhythm: no other finding)
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import corpus  # noqa: E402
+import explain_text  # noqa: E402
+from ecgsim import CONDITIONS  # noqa: E402
+
+THRESHOLDS = {"60", "100", "200", "470", "30", "90", "0.1", "0.5", "1.0", "12", "10"}
+
+
+def numbers(text):
+    return re.findall(r"[-+]?\d+(?:\.\d+)?", text)
+
+
+def no_contradiction(expl, evidence, condition_said, values):
+    ev = {n.lstrip("+") for n in numbers(evidence)} | {n.lstrip("+-") for n in numbers(evidence)}
+    for n in numbers(expl):
+        bare = n.lstrip("+")
+        if bare in THRESHOLDS or bare.lstrip("-") in THRESHOLDS:
+            continue
+        if bare not in ev and bare.lstrip("-") not in ev:
+            return False, f"number {n} is not in the evidence"
+    if condition_said is None:
+        return False, "no impression"
+    if not explain_text.consistent(condition_said, values):
+        return False, f"names {condition_said}, which the measurements do not show"
+    return True, ""
+
+
+def run(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--uniecg", required=True)
+    ap.add_argument("--per-condition", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--json")
+    ap.add_argument("--show", type=int, default=3, help="print this many explanations")
+    args = ap.parse_args()
+    t0 = time.time()
+    rows = []
+    shown = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for ci, cond in enumerate(CONDITIONS):
+            for k in range(args.per_condition):
+                i = ci + len(CONDITIONS) * k          # corpus record i has condition i % 17
+                sig, meta = corpus.make_record(args.seed, i, 2, 0)
+                truth = meta["truth"]
+                path = os.path.join(tmp, f"r{i}.npy")
+                np.save(path, sig.astype(np.float32))
+                r = run([args.uniecg, "explain", path, "--sample-rate", "500", "--json", "--model", args.model])
+                row = {"condition": cond, "index": i}
+                if r.returncode != 0:
+                    row.update(explain_error=r.stderr.strip()[-300:])
+                else:
+                    out = json.loads(r.stdout)
+                    values = explain_text.measured_values(out["findings"])
+                    said = explain_text.named_condition(out["explanation"])
+                    ok, why = no_contradiction(out["explanation"], out["evidence"], said, values)
+                    row.update(named=said == cond, said=said, supported=explain_text.consistent(cond, values),
+                               no_contradiction=ok, why=why)
+                    if shown < args.show:
+                        print(f"--- {cond} (record {i})\n{out['evidence']}\n>>> {out['explanation']}\n", flush=True)
+                        shown += 1
+                objective = meta["objectives"][0]
+                hr = int(round(truth["heart_rate_bpm"]))
+                asks_rate = re.search(rf"(?<!\d){hr}(?!\d)", objective) is not None
+                base = os.path.join(tmp, f"g{i}")
+                g = run([args.uniecg, "generate", objective, "--model", args.model, "-o", base,
+                         "--steps", str(args.steps), "--seed", str(i)])
+                row.update(objective=objective, asks_rate=asks_rate, requested_rate=hr)
+                if g.returncode != 0:
+                    row.update(generate_error=(g.stderr.strip() or g.stdout.strip())[-300:])
+                else:
+                    m = run([args.uniecg, "measure", base + ".hea", "--json"])
+                    if m.returncode != 0:
+                        row.update(generated_rate=None, rate_ok=False, rhythm_ok=False, generated_error=m.stderr.strip()[-200:])
+                    else:
+                        gm = json.loads(m.stdout)
+                        gv = explain_text.measured_values(gm["findings"])
+                        sig_set = explain_text._signatures(gv) or set()
+                        rate = gv["rate"]
+                        want = {cond} - {"normal_sinus_rhythm"}
+                        rhythm_ok = (cond in sig_set) if want else not sig_set
+                        row.update(generated_rate=rate, rate_ok=rate is not None and abs(rate - hr) <= 0.1 * hr,
+                                   rhythm_ok=rhythm_ok, generated_signature=sorted(sig_set))
+                rows.append(row)
+            done = [x for x in rows if x["condition"] == cond]
+            print(f"{cond:24s} named {np.mean([x.get('named', False) for x in done]):.2f}  "
+                  f"no-contradiction {np.mean([x.get('no_contradiction', False) for x in done]):.2f}  "
+                  f"rate<=10% {np.mean([x.get('rate_ok', False) for x in done if x['asks_rate']] or [np.nan]):.2f} "
+                  f"(of {sum(x['asks_rate'] for x in done)})  rhythm {np.mean([x.get('rhythm_ok', False) for x in done]):.2f}  "
+                  f"[{time.time() - t0:.0f} s]", flush=True)
+
+    def share(key, subset):
+        xs = [x.get(key, False) for x in subset]
+        return float(np.mean(xs)) if xs else float("nan"), len(xs)
+    supported = [x for x in rows if x.get("supported")]
+    summary = {
+        "records": len(rows),
+        "named_all": share("named", rows), "named_supported": share("named", supported),
+        "no_contradiction_all": share("no_contradiction", rows),
+        "rate_within_10pct": share("rate_ok", [x for x in rows if x["asks_rate"]]),
+        "rhythm_recognised": share("rhythm_ok", rows),
+        "seconds": round(time.time() - t0, 1),
+    }
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
