@@ -28,9 +28,17 @@ Layout written (the converter's input layout, ModelFormat.md "Image encoder"):
 Run from the repository root:
   /opt/uniecg-venv/bin/python Tools/reference/make_image_encoder_fixtures.py
 Deterministic (fixed seeds): reruns give identical files.
+
+  ... make_image_encoder_fixtures.py --vit-l DIR
+writes, instead, a shape check that is not committed (about 200 MB): DIR/image_encoder/ with
+tiny_quick (which the C test's refusals read) and vit_l14_336, LLaVA-1.5's tower at full width
+(336 px, patch 14, 577 tokens, width 1024, 16 heads, MLP 4096, 588-column patch matrix) but
+only 2 of its 24 layers, with LLaVA's 1024 -> 4096 -> 4096 projector. Run the C test on it with
+UNIECG_FIXTURES=DIR CRuntime/tests/build/cc/test_image_encoder.
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -164,7 +172,17 @@ def features(tower, projector, c, image):
         return hidden, projector(hidden)
 
 
+VIT_L = dict(name="vit_l14_336", image_size=336, patch_size=14, width=1024, layers=2, heads=16, ffn=4096,
+             act="quick_gelu", select_layer=-2, feature="patch", dims=[1024, 4096, 4096], activations=["gelu"],
+             prefix=LLAVA_PREFIX, sources=["model.mm_projector.0", "model.mm_projector.2"], seed=61)
+
+
 def main():
+    global OUT, CONFIGS, CASES
+    if len(sys.argv) == 3 and sys.argv[1] == "--vit-l":
+        OUT = os.path.join(sys.argv[2], "image_encoder")
+        CONFIGS = [CONFIGS[0], VIT_L]
+        CASES = [("vit_l14_336_a", "vit_l14_336", 601)]
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     models = {}
@@ -206,6 +224,8 @@ def main():
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
+    if CONFIGS[-1] is VIT_L:
+        return
     # LLaVA-1.5's tower, keys only: CLIP ViT-L/14 at 336 px under LLaVA's prefix, and its
     # mlp2x_gelu projector (1024 -> 4096 -> 4096).
     llava_dir = os.path.join(OUT, "llava")
