@@ -107,6 +107,72 @@ import Testing
         #expect(try Self.config("small_gelu").selectLayer == 3)   // -1 of 3 layers
     }
 
+    /// tiny_quick's source directory with every tensor as bf16 (the upper half of each f32: exact,
+    /// so the stored values can be compared bit for bit), without `drop` and with `extra`.
+    static func bf16Source(into dir: TemporaryDirectory, name: String, drop: String? = nil, extra: String? = nil) throws -> String {
+        let source = Fixtures.url("image_encoder/tiny_quick")
+        let archive = try SafeTensorsFile(path: source.appendingPathComponent("image_encoder.safetensors").path)
+        var header: [String: Any] = [:], payload = Data()
+        var names = archive.tensors.keys.sorted().filter { $0 != drop }
+        if let extra { names.append(extra) }
+        for tensorName in names {
+            let t = archive.tensors[tensorName] ?? archive.tensors[names[0]]!
+            let values = Quantization.floats(archive.bytes(of: t), dtype: .f32, count: t.elementCount)
+            let begin = payload.count
+            for v in values { withUnsafeBytes(of: UInt16(truncatingIfNeeded: v.bitPattern >> 16).littleEndian) { payload.append(contentsOf: $0) } }
+            header[tensorName] = ["dtype": "BF16", "shape": t.shape, "data_offsets": [begin, payload.count]]
+        }
+        let json = try JSONSerialization.data(withJSONObject: header)
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file += json + payload
+        let directory = dir.path(name)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try file.write(to: URL(fileURLWithPath: directory + "/image_encoder.safetensors"))
+        try FileManager.default.copyItem(atPath: source.appendingPathComponent("image_config.json").path, toPath: directory + "/image_config.json")
+        return directory
+    }
+
+    @Test("a bf16 checkpoint: q, k, v stacked in their dtype, results close to the f32 ones; missing and unknown tensors refused")
+    func halfPrecisionSource() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        let source = try Self.bf16Source(into: dir, name: "bf16")
+        let cfg = try Self.config("tiny_quick")
+        let exact = try ModelFile(path: try Fixtures.convert(source, weights: .none, to: dir.path("bf16-none.uecg")))
+        let qkv = try #require(exact.tensor(named: "image.layers.0.attn_qkv"))
+        #expect(qkv.dtype == .bf16 && qkv.shape == [3 * cfg.width, cfg.width])
+        #expect(exact.tensor(named: "image.layers.0.attn_qkv_bias")?.dtype == .f32)
+        let archive = try SafeTensorsFile(path: source + "/image_encoder.safetensors")
+        for target in ["image.layers.0.attn_qkv", "image.layers.0.attn_qkv_bias"] {
+            let entry = try #require(cfg.tensorPlan().first { $0.target == target })
+            var values: [Float] = []
+            for name in entry.sources {
+                let t = try #require(archive.tensors[name])
+                values += Quantization.floats(archive.bytes(of: t), dtype: .bf16, count: t.elementCount)
+            }
+            #expect(try exact.floats(of: target) == values, "\(target)")
+        }
+        let c = try #require(Self.cases.first { $0.config == "tiny_quick" })
+        let want = try Self.floats(c.embeddings), image = try Self.floats(c.input)
+        for weights in Converter.WeightFormat.allCases {
+            let path = try Fixtures.convert(source, weights: weights, to: dir.path("bf16-\(weights.rawValue).uecg"))
+            let got = try ImageEncoder(path: path, options: .init(threads: 1)).encode(image: image).embeddings
+            let r = Agreement.correlation(got, want)
+            #expect(r >= 0.999, "bf16 source, \(weights): correlation \(r)")
+        }
+
+        let k = cfg.towerPrefix + "encoder.layers.0.self_attn.k_proj.weight"
+        let noK = try Self.bf16Source(into: dir, name: "no-k", drop: k)
+        #expect { try Fixtures.convert(noK, weights: .q8, to: dir.path("no-k.uecg")) } throws: {
+            ($0 as? ConversionError)?.message.contains("'\(k)' is missing") == true
+        }
+        let stray = cfg.towerPrefix + "encoder.layers.0.self_attn.rotary.weight"
+        let extra = try Self.bf16Source(into: dir, name: "extra", extra: stray)
+        #expect { try Fixtures.convert(extra, weights: .q8, to: dir.path("extra.uecg")) } throws: {
+            ($0 as? ConversionError)?.message.contains("no place in the format: \(stray)") == true
+        }
+    }
+
     @Test("LLaVA-1.5's CLIP ViT-L/14-336 keys are all planned or knowingly left out, with their shapes")
     func llavaKeys() throws {
         let cfg = try Self.config("llava")
