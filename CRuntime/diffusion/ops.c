@@ -215,6 +215,9 @@ static void act_task(void *ctx, int32_t index, int32_t count) {
             x[i] = x[i] * (float)(n / (n + 2.0));
         }
         break;
+    case UNIECG__ACT_QUICK_GELU:
+        for (int64_t i = begin; i < end; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        break;
     }
 }
 

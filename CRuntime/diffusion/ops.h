@@ -104,8 +104,9 @@ uniecg_status uniecg__seq_layer_norm(uniecg__seq_ctx *ctx, const float *x, int64
 /* In-place activations over n values (as torch.nn.functional computes them in float32):
  *   SiLU  x / (1 + exp(-x))
  *   GELU  0.5 x (1 + erf(x / sqrt 2))            (the exact, erf form: F.gelu's default)
- *   Mish  x tanh(log1p(exp(x)))                  (F.mish; exp overflow gives tanh(inf) = 1) */
-typedef enum { UNIECG__ACT_SILU, UNIECG__ACT_GELU, UNIECG__ACT_MISH } uniecg__activation;
+ *   Mish  x tanh(log1p(exp(x)))                  (F.mish; exp overflow gives tanh(inf) = 1)
+ *   QuickGELU  x / (1 + exp(-1.702 x))           (x * sigmoid(1.702 x): OpenAI CLIP's MLP) */
+typedef enum { UNIECG__ACT_SILU, UNIECG__ACT_GELU, UNIECG__ACT_MISH, UNIECG__ACT_QUICK_GELU } uniecg__activation;
 void uniecg__seq_activate(uniecg__seq_ctx *ctx, uniecg__activation act, float *x, int64_t n);
 
 /* ---- linear layers and embeddings (token-major) ---------------------------------------------- */

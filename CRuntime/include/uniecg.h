@@ -540,6 +540,57 @@ uniecg_status uniecg_signal_encoder_encode(uniecg_signal_encoder *enc, const flo
                                            float *out_embeddings, float *out_hidden, uniecg_error *error);
 
 /* ------------------------------------------------------------------------------------------ */
+/* ECG image encoder (CLIP vision transformer + projector; LLaVA's image tower)                 */
+
+/* A CLIP ViT over a prepared 3 x S x S image: Conv2d(3 -> width, kernel = stride = patch, no
+ * bias), a class token, learned positions, ln_pre, pre-LN transformer blocks (LayerNorm,
+ * multi-head self-attention, LayerNorm, quick-GELU or GELU MLP) of which the first
+ * select_layer run, the patch tokens (optionally with the class token) of that layer, then a
+ * projector (a chain of Linear layers with optional GELU between them) to the decoder's width.
+ * Every shape comes from the file's image.* metadata (ModelFormat.md, "Image encoder").
+ * Holds scratch for one forward pass: one forward at a time per encoder. */
+typedef struct uniecg_image_encoder uniecg_image_encoder;
+
+typedef struct {
+    uniecg_kernel_variant kernels; /* AUTO honours UNIECG_KERNELS                               */
+    uniecg_thread_pool *pool;      /* shared pool; NULL = the encoder makes its own             */
+    int32_t n_threads;             /* threads when pool is NULL; 0 = physical cores             */
+} uniecg_image_encoder_params;
+
+uniecg_image_encoder_params uniecg_image_encoder_default_params(void);
+
+/* Builds the encoder over the tensors of `file` (opened with load_tensors), which must outlive
+ * it. A missing or malformed image.* key or tensor is an error naming it. */
+uniecg_status uniecg_image_encoder_create(const uniecg_model_file *file, uniecg_image_encoder_params params,
+                                          uniecg_image_encoder **out, uniecg_error *error);
+void uniecg_image_encoder_free(uniecg_image_encoder *enc);
+
+typedef struct {
+    int32_t image_size;    /* side of the square input the model takes (pixels)                   */
+    int32_t patch_size;
+    int32_t patches;       /* (image_size / patch_size)^2                                          */
+    double mean[3], std[3];/* per-channel normalisation the caller applies before forward          */
+    int32_t width, n_layers, n_heads, ffn_dim;
+    int32_t select_layer;  /* blocks run (LLaVA: n_layers - 1, the second-to-last layer)           */
+    bool class_token;      /* the output keeps the class token as row 0 (feature_select cls_patch) */
+    int32_t tokens;        /* output rows: patches, plus 1 with the class token                    */
+    int32_t output_dim;    /* width of each output embedding (the projector's last layer)          */
+    int32_t n_threads;
+    uniecg_kernel_variant kernels;
+} uniecg_image_encoder_info;
+
+void uniecg_image_encoder_get_info(const uniecg_image_encoder *enc, uniecg_image_encoder_info *out);
+
+/* Encodes one prepared image: `image` holds 3 planes of image_size x image_size values
+ * (channel-major, row-major within a plane), already resized and normalised with the info's
+ * mean and std. `out_embeddings` (tokens x output_dim) receives the projected tokens;
+ * `out_hidden` (tokens x width, optional, may be NULL) the selected layer's tokens before the
+ * projector. One of them may be NULL, not both. A NaN or infinity in the image fails with
+ * UNIECG_ERR_RANGE naming the channel, row and column. */
+uniecg_status uniecg_image_encoder_forward(uniecg_image_encoder *enc, const float *image, float *out_embeddings,
+                                           float *out_hidden, uniecg_error *error);
+
+/* ------------------------------------------------------------------------------------------ */
 /* VAE (DiffuSETS 1-D variational autoencoder: latent <-> 12-lead ECG)                          */
 
 /* The DiffuSETS VAE (ModelFormat.md, "VAE (vae.*)"): an encoder from an ECG (signal_channels,

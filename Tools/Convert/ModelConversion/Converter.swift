@@ -59,6 +59,7 @@ public struct Converter {
         { try SignalEncoderExport.plan(directory: $0) },
         { try VAEExport.plan(directory: $0) },
         { try AlignerExport.plan(directory: $0) },
+        { try ImageEncoderExport.plan(directory: $0) },
         { try PromptExport.plan(directory: $0) },
     ]
 
@@ -70,7 +71,7 @@ public struct Converter {
         }
         let components = try Self.exporters.compactMap { try $0(directory) }
         guard !components.isEmpty else {
-            throw ConversionError("'\(directory)' holds no model this converter knows: expected config.json of a Llama or Qwen2 model, signal_config.json + signal_encoder.safetensors, config.json with \"unet\"/\"vae\" sections + unet/vae.safetensors, or aligner_config.json + aligner.safetensors (see uniecg-convert --help)")
+            throw ConversionError("'\(directory)' holds no model this converter knows: expected config.json of a Llama or Qwen2 model, signal_config.json + signal_encoder.safetensors, config.json with \"unet\"/\"vae\" sections + unet/vae.safetensors, aligner_config.json + aligner.safetensors, or image_config.json + image_encoder.safetensors (see uniecg-convert --help)")
         }
         var targets = Set<String>()
         for component in components {
@@ -92,14 +93,14 @@ public struct Converter {
         }
 
         let sources = components.flatMap(\.tensors)
-        let total = sources.reduce(0) { $0 + $1.tensor.end - $1.tensor.begin }
+        let total = sources.reduce(0) { $0 + $1.sourceBytes }
         var done = 0, parameters = 0, rawBytes = 0
         for (index, planned) in sources.enumerated() {
             progress(Progress(tensorIndex: index, tensorCount: sources.count, tensorName: planned.target, bytesDone: done, bytesTotal: total))
             let info = try convertTensor(planned, into: writer)
-            planned.file.release(planned.tensor)
-            done += planned.tensor.end - planned.tensor.begin
-            parameters += planned.tensor.elementCount
+            for part in [planned.tensor] + planned.stacked { planned.file.release(part) }
+            done += planned.sourceBytes
+            parameters += planned.elementCount
             rawBytes += Int(info.rawSize)
         }
         progress(Progress(tensorIndex: sources.count, tensorCount: sources.count, tensorName: "", bytesDone: total, bytesTotal: total))
@@ -111,7 +112,23 @@ public struct Converter {
 
     private func convertTensor(_ planned: PlannedTensor, into writer: ModelWriter) throws -> TensorInfo {
         let tensor = planned.tensor, target = planned.target
-        let source = planned.file.bytes(of: tensor)
+        // Stacked parts are joined into one buffer first (the matrix is quantized as a whole).
+        var joined: UnsafeMutableRawBufferPointer?
+        defer { joined?.deallocate() }
+        let source: UnsafeRawBufferPointer
+        if planned.stacked.isEmpty {
+            source = planned.file.bytes(of: tensor)
+        } else {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: planned.sourceBytes, alignment: 64)
+            joined = buffer
+            var at = 0
+            for part in [tensor] + planned.stacked {
+                let bytes = planned.file.bytes(of: part)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + bytes.count)]).copyMemory(from: bytes)
+                at += bytes.count
+            }
+            source = UnsafeRawBufferPointer(buffer)
+        }
         let dtype: DType = switch tensor.dtype { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 }
         let width = dtype == .f32 ? 4 : 2
         // The C core reads elements through typed pointers: give it aligned bytes.
@@ -138,7 +155,7 @@ public struct Converter {
             return try writer.addTensor(name: target, dtype: dtype, shape: shape, bytes: aligned)
         }
         // Norm weights and biases: f32 (a lossless widening of f16/bf16).
-        let floats = Quantization.floats(aligned, dtype: dtype, count: tensor.elementCount)
+        let floats = Quantization.floats(aligned, dtype: dtype, count: planned.elementCount)
         return try floats.withUnsafeBytes { try writer.addTensor(name: target, dtype: .f32, shape: shape, bytes: $0) }
     }
 }
@@ -172,13 +189,24 @@ public struct PlannedTensor {
     public let kind: Kind
     /// The stored shape when it differs from the source's (same element count), else nil.
     public let shape: [Int]?
+    /// Tensors of the same file and dtype whose elements follow `tensor`'s in the target
+    /// (Hugging Face's separate q, k, v projections stored as one packed matrix); `shape` then
+    /// gives the joined shape.
+    public let stacked: [SourceTensor]
 
-    public init(file: SafeTensorsFile, tensor: SourceTensor, target: String, kind: Kind, shape: [Int]? = nil) {
-        precondition(shape == nil || shape!.reduce(1, *) == tensor.elementCount, "a reshape must keep the element count")
+    public var elementCount: Int { stacked.reduce(tensor.elementCount) { $0 + $1.elementCount } }
+    public var sourceBytes: Int { stacked.reduce(tensor.end - tensor.begin) { $0 + $1.end - $1.begin } }
+
+    public init(file: SafeTensorsFile, tensor: SourceTensor, target: String, kind: Kind, shape: [Int]? = nil,
+                stacked: [SourceTensor] = []) {
+        precondition(stacked.allSatisfy { $0.dtype == tensor.dtype }, "stacked tensors must share the dtype")
+        precondition(stacked.isEmpty || shape != nil, "stacked tensors need the joined shape")
         self.file = file
         self.tensor = tensor
         self.target = target
         self.kind = kind
         self.shape = shape
+        self.stacked = stacked
+        precondition(shape == nil || shape!.reduce(1, *) == elementCount, "a reshape must keep the element count")
     }
 }

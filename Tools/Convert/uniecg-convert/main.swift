@@ -18,6 +18,10 @@ struct ConvertCommand: ParsableCommand {
             those two files and no config.json the file holds the signal encoder alone. The JSON
             layout and the name mapping are in ModelFormat.md ("Signal encoder").
 
+            ECG image encoder: image_config.json and image_encoder.safetensors (a Hugging Face
+            CLIPVisionModel tower, or LLaVA's with its key prefix, plus the projector) add a CLIP
+            image encoder the same way; see ModelFormat.md ("Image encoder").
+
             Latent diffusion (DiffuSETS family): a config.json with "unet" and/or "vae" sections
             beside unet.safetensors / vae.safetensors holding the published tensor names (see
             ModelFormat.md, "Latent U-Net" and "VAE"; Tools/train/export_diffusion.py writes it).
