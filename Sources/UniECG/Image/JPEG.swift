@@ -1,0 +1,481 @@
+import Foundation
+
+/// Baseline and extended sequential Huffman JPEG (ITU-T T.81 SOF0/SOF1, 8-bit) to RGB: one
+/// or three components, any sampling factors, restart intervals, interleaved or one scan per
+/// component. APPn segments are skipped (so EXIF orientation is ignored: a rotated photo stays
+/// rotated); Adobe APP14 is read only to tell RGB from YCbCr. Chroma is upsampled with centred
+/// linear interpolation, which for 2x factors is libjpeg's default "fancy" triangle filter, so
+/// results stay close to what Pillow and browsers show.
+public enum JPEG {
+    public static func decode(_ bytes: [UInt8]) throws(UniECGError) -> RGBImage {
+        var decoder = JPEGDecoder(bytes: bytes)
+        return try decoder.run()
+    }
+
+    /// Position k in zig-zag order -> index in the row-major 8x8 block (T.81 figure A.6).
+    static let zigzag: [Int] = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34,
+                                27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                                58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63]
+
+    /// basis[x * 8 + u] = C(u)/2 * cos((2x + 1) u pi / 16), the 1-D inverse DCT of T.81 A.3.3.
+    static let basis: [Float] = (0..<64).map { (i: Int) -> Float in
+        let x = Double(i / 8), u = Double(i % 8)
+        let c: Double = u == 0 ? 1 / 2.0.squareRoot() : 1
+        let angle: Double = (2 * x + 1) * u * Double.pi / 16
+        return Float(c / 2 * cos(angle))
+    }
+}
+
+/// A JPEG Huffman table (T.81 annex C) with a 9-bit look-up for short codes.
+struct JPEGHuffman {
+    static let fastBits = 9
+    /// Indexed by the next 9 bits: length << 8 | symbol, or 0 when the code is longer.
+    var fast = [UInt16](repeating: 0, count: 1 << fastBits)
+    /// Largest code of each length 1...16, or -1 when there is none.
+    var maxCode = [Int](repeating: -1, count: 17)
+    /// values[valueOffset[len] + code] is the symbol of a code of length len.
+    var valueOffset = [Int](repeating: 0, count: 17)
+    var values: [UInt8]
+
+    init(counts: [Int], values: [UInt8]) throws(UniECGError) {
+        self.values = values
+        var code = 0, k = 0
+        for len in 1...16 {
+            valueOffset[len] = k - code
+            for _ in 0..<counts[len - 1] {
+                guard code < 1 << len else { throw .format("JPEG Huffman table has more codes of length \(len) than fit") }
+                if len <= Self.fastBits {
+                    let first = code << (Self.fastBits - len)
+                    for i in first..<first + (1 << (Self.fastBits - len)) { fast[i] = UInt16(len << 8 | Int(values[k])) }
+                }
+                code += 1
+                k += 1
+            }
+            maxCode[len] = counts[len - 1] > 0 ? code - 1 : -1
+            code <<= 1
+        }
+    }
+}
+
+/// The entropy-coded bits of one scan: byte stuffing (FF 00) removed, stopping at any marker.
+struct JPEGBits {
+    let bytes: [UInt8]
+    var position: Int
+    /// Unread bits, most significant first.
+    var buffer: UInt64 = 0
+    var count = 0
+    var atMarker = false
+
+    @inline(__always)
+    mutating func fill() {
+        while count <= 56, !atMarker, position < bytes.count {
+            let byte = bytes[position]
+            if byte == 0xFF {
+                guard position + 1 < bytes.count else { return }
+                if bytes[position + 1] != 0x00 { atMarker = true; return }
+                position += 2
+            } else {
+                position += 1
+            }
+            buffer |= UInt64(byte) << UInt64(56 - count)
+            count += 8
+        }
+    }
+
+    /// The next n bits (1...16); beyond the data they read as zeros until consumed.
+    @inline(__always)
+    func peek(_ n: Int) -> Int { Int(buffer >> UInt64(64 - n)) }
+
+    @inline(__always)
+    mutating func consume(_ n: Int) throws(UniECGError) {
+        guard n <= count else {
+            if atMarker { throw .format("JPEG entropy-coded data is corrupt: a marker interrupts a block") }
+            throw .format("JPEG truncated: the file ends inside the image data")
+        }
+        buffer <<= UInt64(n)
+        count -= n
+    }
+
+    @inline(__always)
+    mutating func receive(_ n: Int) throws(UniECGError) -> Int {
+        if n == 0 { return 0 }
+        if count < n { fill() }
+        let v = peek(n)
+        try consume(n)
+        return v
+    }
+
+    /// receive + EXTEND (T.81 F.2.2.1): an n-bit magnitude category to a signed value.
+    @inline(__always)
+    mutating func signed(_ n: Int) throws(UniECGError) -> Int {
+        let v = try receive(n)
+        return n == 0 || v >= 1 << (n - 1) ? v : v - (1 << n) + 1
+    }
+
+    @inline(__always)
+    mutating func decode(_ table: JPEGHuffman) throws(UniECGError) -> Int {
+        if count < 16 { fill() }
+        let entry = Int(table.fast[peek(JPEGHuffman.fastBits)])
+        if entry != 0 {
+            try consume(entry >> 8)
+            return entry & 0xFF
+        }
+        for len in (JPEGHuffman.fastBits + 1)...16 {
+            let code = peek(len)
+            if code <= table.maxCode[len] {
+                try consume(len)
+                let index = table.valueOffset[len] + code
+                guard index < table.values.count else { break }
+                return Int(table.values[index])
+            }
+        }
+        if count == 0 { try consume(1) }  // reports truncation or a marker rather than a bad code
+        throw .format("JPEG entropy-coded data is corrupt: invalid Huffman code")
+    }
+
+    /// Drops the bits of the finished restart interval and steps over its RSTn marker.
+    mutating func restart(expected: Int) throws(UniECGError) {
+        buffer = 0
+        count = 0
+        atMarker = false
+        guard position + 1 < bytes.count else { throw .format("JPEG truncated: the file ends before restart marker RST\(expected)") }
+        guard bytes[position] == 0xFF, bytes[position + 1] == 0xD0 + UInt8(expected) else {
+            throw .format("JPEG restart marker RST\(expected) expected at byte \(position), found \(bytes[position]) \(bytes[position + 1])")
+        }
+        position += 2
+    }
+}
+
+struct JPEGDecoder {
+    struct Component {
+        let id: UInt8
+        let h: Int, v: Int
+        let quantTable: Int
+        /// Size of the component's own (possibly subsampled) image.
+        let width: Int, height: Int
+        /// Blocks per line and per column, padded to whole MCUs.
+        let blocksPerLine: Int, blocksPerColumn: Int
+        var plane: [UInt8]
+        var decoded = false
+        var stride: Int { blocksPerLine * 8 }
+    }
+
+    let bytes: [UInt8]
+    var position = 2
+    var quant: [[Float]?] = [nil, nil, nil, nil]  // in zig-zag order
+    var dcTables: [JPEGHuffman?] = [nil, nil, nil, nil]
+    var acTables: [JPEGHuffman?] = [nil, nil, nil, nil]
+    var restartInterval = 0
+    var adobeTransform: Int?
+    var width = 0, height = 0
+    var hmax = 1, vmax = 1
+    var mcusX = 0, mcusY = 0
+    var components: [Component] = []
+    var frameSeen = false
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func run() throws(UniECGError) -> RGBImage {
+        guard bytes.starts(with: [0xFF, 0xD8]) else { throw .format("not a JPEG file (no SOI marker)") }
+        markers: while true {
+            guard position < bytes.count else {
+                if frameSeen, components.allSatisfy(\.decoded) { break markers }  // tolerate a missing EOI
+                throw .format("JPEG truncated: the file ends before the image is complete")
+            }
+            guard bytes[position] == 0xFF else {
+                throw .format("JPEG is corrupt: expected a marker at byte \(position), found \(bytes[position])")
+            }
+            while position < bytes.count, bytes[position] == 0xFF { position += 1 }  // fill bytes
+            guard position < bytes.count else { continue }
+            let marker = bytes[position]
+            position += 1
+            switch marker {
+            case 0xD9: break markers
+            case 0xD0...0xD7, 0x01: continue  // stray restart or TEM: no segment follows
+            case 0xD8: throw .format("JPEG has a second SOI marker (corrupt or concatenated file)")
+            default: break
+            }
+            let segment = try segmentBody(marker)
+            switch marker {
+            case 0xC0, 0xC1: try readFrame(segment)
+            case 0xC2: throw .format("progressive JPEG (SOF2) is not supported, re-save it as baseline")
+            case 0xC3, 0xC7, 0xCB, 0xCF: throw .format("lossless JPEG (SOF\(marker - 0xC0)) is not supported, re-save it as baseline")
+            case 0xC5, 0xC6, 0xCD, 0xCE: throw .format("hierarchical JPEG (SOF\(marker - 0xC0)) is not supported, re-save it as baseline")
+            case 0xC9, 0xCA: throw .format("arithmetic-coded JPEG (SOF\(marker - 0xC0)) is not supported, re-save it as baseline")
+            case 0xC4: try readHuffmanTables(segment)
+            case 0xDB: try readQuantTables(segment)
+            case 0xDD:
+                guard segment.count == 2 else { throw .format("JPEG DRI segment is \(segment.count) bytes, not 2") }
+                restartInterval = Int(bytes[segment.lowerBound]) << 8 | Int(bytes[segment.lowerBound + 1])
+            case 0xDA: try readScan(segment)
+            case 0xEE:
+                // Adobe APP14: "Adobe", version, two flag words, then the colour transform.
+                if segment.count >= 12, Array(bytes[segment.lowerBound..<segment.lowerBound + 5]) == Array("Adobe".utf8) {
+                    adobeTransform = Int(bytes[segment.lowerBound + 11])
+                }
+            default: break  // APPn, COM and anything else carrying a length
+            }
+        }
+        guard frameSeen else { throw .format("JPEG has no frame header (SOF0/SOF1)") }
+        for c in components where !c.decoded {
+            throw .format("JPEG has no scan data for component \(c.id) (truncated file)")
+        }
+        return colourConvert()
+    }
+
+    /// The bytes after a marker's length field; `position` moves past the segment.
+    mutating func segmentBody(_ marker: UInt8) throws(UniECGError) -> Range<Int> {
+        guard position + 2 <= bytes.count else { throw .format("JPEG truncated: marker 0xFF\(hex(marker)) has no length") }
+        let length = Int(bytes[position]) << 8 | Int(bytes[position + 1])
+        guard length >= 2 else { throw .format("JPEG segment 0xFF\(hex(marker)) has length \(length) (at least 2)") }
+        guard position + length <= bytes.count else {
+            throw .format("JPEG truncated inside segment 0xFF\(hex(marker)) (\(length) bytes announced)")
+        }
+        defer { position += length }
+        return position + 2..<position + length
+    }
+
+    func hex(_ b: UInt8) -> String { let s = String(b, radix: 16, uppercase: true); return s.count == 1 ? "0" + s : s }
+
+    mutating func readFrame(_ s: Range<Int>) throws(UniECGError) {
+        guard !frameSeen else { throw .format("JPEG has more than one frame header") }
+        guard s.count >= 6 else { throw .format("JPEG SOF segment is too short") }
+        let b = s.lowerBound
+        guard bytes[b] == 8 else { throw .format("\(bytes[b])-bit JPEG is not supported (only 8-bit samples)") }
+        height = Int(bytes[b + 1]) << 8 | Int(bytes[b + 2])
+        width = Int(bytes[b + 3]) << 8 | Int(bytes[b + 4])
+        let count = Int(bytes[b + 5])
+        guard height != 0 else { throw .format("JPEG height 0 (set later by a DNL marker) is not supported") }
+        try ImageLimits.check(width: width, height: height, what: "JPEG image")
+        guard count == 1 || count == 3 else {
+            throw .format("JPEG with \(count) components is not supported (only greyscale or 3-component colour; CMYK is not)")
+        }
+        guard s.count == 6 + 3 * count else { throw .format("JPEG SOF segment length does not match \(count) components") }
+        var factors: [(id: UInt8, h: Int, v: Int, tq: Int)] = []
+        for i in 0..<count {
+            let p = b + 6 + 3 * i
+            let h = Int(bytes[p + 1] >> 4), v = Int(bytes[p + 1] & 15), tq = Int(bytes[p + 2])
+            guard (1...4).contains(h), (1...4).contains(v) else { throw .format("JPEG component \(bytes[p]) has sampling factors \(h)x\(v) (1 to 4 allowed)") }
+            guard tq <= 3 else { throw .format("JPEG component \(bytes[p]) uses quantisation table \(tq) (0 to 3 exist)") }
+            guard !factors.contains(where: { $0.id == bytes[p] }) else { throw .format("JPEG component id \(bytes[p]) appears twice") }
+            factors.append((bytes[p], h, v, tq))
+        }
+        hmax = factors.map(\.h).max()!
+        vmax = factors.map(\.v).max()!
+        mcusX = (width + 8 * hmax - 1) / (8 * hmax)
+        mcusY = (height + 8 * vmax - 1) / (8 * vmax)
+        components = factors.map { f in
+            let perLine = mcusX * f.h, perColumn = mcusY * f.v
+            return Component(id: f.id, h: f.h, v: f.v, quantTable: f.tq,
+                             width: (width * f.h + hmax - 1) / hmax, height: (height * f.v + vmax - 1) / vmax,
+                             blocksPerLine: perLine, blocksPerColumn: perColumn,
+                             plane: [UInt8](repeating: 0, count: perLine * perColumn * 64))
+        }
+        frameSeen = true
+    }
+
+    mutating func readHuffmanTables(_ s: Range<Int>) throws(UniECGError) {
+        var p = s.lowerBound
+        while p < s.upperBound {
+            guard p + 17 <= s.upperBound else { throw .format("JPEG DHT segment is truncated") }
+            let tc = Int(bytes[p] >> 4), th = Int(bytes[p] & 15)
+            guard tc <= 1, th <= 3 else { throw .format("JPEG DHT names table class \(tc), slot \(th) (class 0-1, slot 0-3)") }
+            let counts = (0..<16).map { Int(bytes[p + 1 + $0]) }
+            let total = counts.reduce(0, +)
+            guard total <= 256, p + 17 + total <= s.upperBound else { throw .format("JPEG DHT table holds \(total) codes, more than the segment") }
+            let table = try JPEGHuffman(counts: counts, values: Array(bytes[p + 17..<p + 17 + total]))
+            if tc == 0 { dcTables[th] = table } else { acTables[th] = table }
+            p += 17 + total
+        }
+    }
+
+    mutating func readQuantTables(_ s: Range<Int>) throws(UniECGError) {
+        var p = s.lowerBound
+        while p < s.upperBound {
+            let precision = Int(bytes[p] >> 4), tq = Int(bytes[p] & 15)
+            guard precision <= 1, tq <= 3 else { throw .format("JPEG DQT names precision \(precision), slot \(tq)") }
+            let size = precision == 0 ? 64 : 128
+            guard p + 1 + size <= s.upperBound else { throw .format("JPEG DQT segment is truncated") }
+            quant[tq] = (0..<64).map { k in
+                Float(precision == 0 ? Int(bytes[p + 1 + k]) : Int(bytes[p + 1 + 2 * k]) << 8 | Int(bytes[p + 2 + 2 * k]))
+            }
+            p += 1 + size
+        }
+    }
+
+    mutating func readScan(_ s: Range<Int>) throws(UniECGError) {
+        guard frameSeen else { throw .format("JPEG scan (SOS) comes before the frame header") }
+        let b = s.lowerBound
+        guard s.count >= 1 else { throw .format("JPEG SOS segment is empty") }
+        let n = Int(bytes[b])
+        guard (1...4).contains(n), s.count == 4 + 2 * n else { throw .format("JPEG SOS segment is malformed") }
+        var members: [(index: Int, dc: JPEGHuffman, ac: JPEGHuffman, quant: [Float])] = []
+        for i in 0..<n {
+            let id = bytes[b + 1 + 2 * i], tables = bytes[b + 2 + 2 * i]
+            guard let c = components.firstIndex(where: { $0.id == id }) else { throw .format("JPEG scan names unknown component \(id)") }
+            let td = Int(tables >> 4), ta = Int(tables & 15)
+            guard td <= 3, let dc = dcTables[td] else { throw .format("JPEG scan uses DC Huffman table \(td), which is not defined") }
+            guard ta <= 3, let ac = acTables[ta] else { throw .format("JPEG scan uses AC Huffman table \(ta), which is not defined") }
+            guard let q = quant[components[c].quantTable] else {
+                throw .format("JPEG component \(id) uses quantisation table \(components[c].quantTable), which is not defined")
+            }
+            members.append((c, dc, ac, q))
+        }
+        let ss = bytes[b + 1 + 2 * n], se = bytes[b + 2 + 2 * n], approximation = bytes[b + 3 + 2 * n]
+        guard ss == 0, se == 63, approximation == 0 else {
+            throw .format("JPEG sequential scan has spectral selection \(ss)...\(se) / approximation \(approximation) (expected 0...63 / 0)")
+        }
+        var reader = JPEGBits(bytes: bytes, position: position)
+        var predictions = [Int](repeating: 0, count: members.count)
+        var coefficients = [Float](repeating: 0, count: 64)
+        var workspace = [Float](repeating: 0, count: 64)
+        // One component alone is coded block by block over its own size; several are interleaved in MCUs.
+        let single = members.count == 1 ? components[members[0].index] : nil
+        let unitsX = single.map { ($0.width + 7) / 8 } ?? mcusX
+        let unitsY = single.map { ($0.height + 7) / 8 } ?? mcusY
+        let total = unitsX * unitsY
+        var restarts = 0
+        for unit in 0..<total {
+            if restartInterval > 0, unit > 0, unit % restartInterval == 0 {
+                try reader.restart(expected: restarts % 8)
+                restarts += 1
+                for i in predictions.indices { predictions[i] = 0 }
+            }
+            let ux = unit % unitsX, uy = unit / unitsX
+            for (m, member) in members.enumerated() {
+                let c = member.index
+                let h = single == nil ? components[c].h : 1, v = single == nil ? components[c].v : 1
+                for by in 0..<v {
+                    for bx in 0..<h {
+                        try decodeBlock(&reader, member.dc, member.ac, member.quant, &predictions[m], &coefficients)
+                        let stride = components[c].stride
+                        let origin = ((uy * v + by) * 8) * stride + (ux * h + bx) * 8
+                        coefficients.withUnsafeBufferPointer { coef in
+                            workspace.withUnsafeMutableBufferPointer { work in
+                                components[c].plane.withUnsafeMutableBufferPointer { plane in
+                                    Self.inverseDCT(coef, plane, origin, stride, work)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for member in members { components[member.index].decoded = true }
+        // Skip what is left of the scan (padding bits) up to the next marker.
+        position = reader.position
+        while position + 1 < bytes.count, !(bytes[position] == 0xFF && bytes[position + 1] != 0 && !(0xD0...0xD7).contains(bytes[position + 1])) {
+            position += 1
+        }
+        if position + 1 >= bytes.count { position = bytes.count }
+    }
+
+    @inline(__always)
+    func decodeBlock(_ reader: inout JPEGBits, _ dc: JPEGHuffman, _ ac: JPEGHuffman, _ q: [Float],
+                     _ prediction: inout Int, _ out: inout [Float]) throws(UniECGError) {
+        for i in 0..<64 { out[i] = 0 }
+        let category = try reader.decode(dc)
+        guard category <= 11 else { throw .format("JPEG DC difference category \(category) is out of range (corrupt data)") }
+        prediction += try reader.signed(category)
+        out[0] = Float(prediction) * q[0]
+        var k = 1
+        while k < 64 {
+            let rs = try reader.decode(ac)
+            let run = rs >> 4, size = rs & 15
+            if size == 0 {
+                if run != 15 { break }  // end of block
+                k += 16
+                continue
+            }
+            k += run
+            guard k < 64 else { throw .format("JPEG block has a coefficient beyond position 63 (corrupt data)") }
+            out[JPEG.zigzag[k]] = Float(try reader.signed(size)) * q[k]
+            k += 1
+        }
+    }
+
+    /// Separable float 2-D inverse DCT of T.81 A.3.3, level-shifted and clamped into the plane.
+    static func inverseDCT(_ coef: UnsafeBufferPointer<Float>, _ plane: UnsafeMutableBufferPointer<UInt8>, _ origin: Int,
+                           _ stride: Int, _ r: UnsafeMutableBufferPointer<Float>) {
+        JPEG.basis.withUnsafeBufferPointer { t in
+                for v in 0..<8 {
+                    var empty = true
+                    for u in 0..<8 where coef[v * 8 + u] != 0 { empty = false; break }
+                    if empty {  // most high-frequency rows are all zero
+                        for x in 0..<8 { r[v * 8 + x] = 0 }
+                        continue
+                    }
+                    for x in 0..<8 {
+                        var sum: Float = 0
+                        for u in 0..<8 { sum += t[x * 8 + u] * coef[v * 8 + u] }
+                        r[v * 8 + x] = sum
+                    }
+                }
+                for y in 0..<8 {
+                    for x in 0..<8 {
+                        var sum: Float = 128
+                        for v in 0..<8 { sum += t[y * 8 + v] * r[v * 8 + x] }
+                        plane[origin + y * stride + x] = UInt8(max(0, min(255, (sum + 0.5).rounded(.down))))
+                    }
+                }
+        }
+    }
+
+    /// Upsamples each component to the full image and converts to RGB.
+    func colourConvert() -> RGBImage {
+        let planes = components.map { upsample($0) }
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        let rgb = components.count == 3 && (adobeTransform == 0 || (adobeTransform == nil && components.map(\.id) == [82, 71, 66]))
+        pixels.withUnsafeMutableBufferPointer { out in
+            if components.count == 1 {
+                for i in 0..<width * height { out[3 * i] = planes[0][i]; out[3 * i + 1] = planes[0][i]; out[3 * i + 2] = planes[0][i] }
+                return
+            }
+            for i in 0..<width * height {
+                if rgb {
+                    for c in 0..<3 { out[3 * i + c] = planes[c][i] }
+                    continue
+                }
+                // YCbCr as JFIF defines it (full range, ITU-R BT.601 coefficients).
+                let y = Float(planes[0][i]), cb = Float(planes[1][i]) - 128, cr = Float(planes[2][i]) - 128
+                out[3 * i] = Self.clamp(y + 1.402 * cr)
+                out[3 * i + 1] = Self.clamp(y - 0.344136 * cb - 0.714136 * cr)
+                out[3 * i + 2] = Self.clamp(y + 1.772 * cb)
+            }
+        }
+        return RGBImage(unchecked: width, height, pixels)
+    }
+
+    @inline(__always)
+    static func clamp(_ v: Float) -> UInt8 { UInt8(max(0, min(255, (v + 0.5).rounded(.down)))) }
+
+    /// A component at full image size (width x height, no padding).
+    func upsample(_ c: Component) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: width * height)
+        if c.h == hmax, c.v == vmax {
+            for y in 0..<height { for x in 0..<width { out[y * width + x] = c.plane[y * c.stride + x] } }
+            return out
+        }
+        // Centred sampling positions: output x sits at source (x + 0.5) * h / hmax - 0.5.
+        func taps(_ n: Int, _ factor: Int, _ maxFactor: Int, _ size: Int) -> [(Int, Int, Float)] {
+            (0..<n).map { x in
+                let s = max(0, min(Float(size - 1), (Float(x) + 0.5) * Float(factor) / Float(maxFactor) - 0.5))
+                let i0 = Int(s.rounded(.down))
+                return (i0, min(i0 + 1, size - 1), s - Float(i0))
+            }
+        }
+        let xs = taps(width, c.h, hmax, c.width), ys = taps(height, c.v, vmax, c.height)
+        var row = [Float](repeating: 0, count: c.width)
+        for y in 0..<height {
+            let (y0, y1, wy) = ys[y]
+            for x in 0..<c.width {
+                row[x] = Float(c.plane[y0 * c.stride + x]) * (1 - wy) + Float(c.plane[y1 * c.stride + x]) * wy
+            }
+            for x in 0..<width {
+                let (x0, x1, wx) = xs[x]
+                out[y * width + x] = Self.clamp(row[x0] * (1 - wx) + row[x1] * wx)
+            }
+        }
+        return out
+    }
+}
