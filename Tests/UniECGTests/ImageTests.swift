@@ -95,8 +95,10 @@ import Testing
         }
     }
 
-    /// Largest mean and max absolute differences seen over the JPEG fixtures, in 8-bit levels.
-    static let jpegMeanBar = 1.0, jpegMaxBar = 8
+    /// Bars on the mean and max absolute difference from Pillow (libjpeg-turbo, islow IDCT, fancy
+    /// upsampling), in 8-bit levels. Measured: mean 0.014...0.18, max 1...3 (float IDCT and
+    /// rounding of the chroma interpolation differ); the bars leave a little room for compilers.
+    static let jpegMeanBar = 0.5, jpegMaxBar = 4
 
     @Test("baseline JPEGs (4:4:4, 4:2:2, 4:2:0, grey, odd sizes, restarts, EXIF, Adobe RGB) match Pillow within the IDCT tolerance")
     func jpegMatchesPillow() throws {
@@ -141,13 +143,14 @@ import Testing
             let resized = ImagePreparation.resize(preparation.padToSquare(image), width: size, height: size)
             let reference = try Self.bytes("prep/" + (entry["resized"] as! String))
             let levels = zip(resized.pixels, reference).map { abs(Int($0) - Int($1)) }
-            #expect(levels.max()! <= 1, "\(entry["image"]!): resize differs from Pillow by \(levels.max()!) levels")
+            // Same kernel, same 22-bit fixed-point weights and rounding: identical bytes.
+            #expect(levels.max()! == 0, "\(entry["image"]!): resize differs from Pillow by \(levels.max()!) levels")
             let prepared = try preparation.prepare(image)
             let expected = try NPY.readFloat32(Data(contentsOf: Fixtures.url("images/prep/" + (entry["expected"] as! String))))
             #expect(expected.shape == [3, size, size])
             let worst = zip(prepared.values, expected.values).map { abs($0 - $1) }.max()!
-            // One 8-bit level is 1/255/std ~ 0.0151 after normalisation.
-            #expect(worst <= 0.0152, "\(entry["image"]!): max difference \(worst)")
+            // Only float rounding is left (measured 2.4e-7).
+            #expect(worst <= 1e-5, "\(entry["image"]!): max difference \(worst)")
             #expect(prepared.warnings.isEmpty, "the ECG-paper picture should not raise a warning")
         }
     }
@@ -177,5 +180,37 @@ import Testing
         #expect(Self.message { _ = try ImagePreparation(size: 32, std: [1, 0, 1]).prepare(grey) }.contains("standard deviations"))
         #expect(Self.message { _ = try RGBImage(width: 0, height: 5, pixels: []) }.contains("zero size"))
         #expect(Self.message { _ = try RGBImage(width: 2, height: 2, pixels: [1, 2, 3]) }.contains("needs 12 bytes"))
+    }
+
+    @Test("damaged copies of every fixture either decode or throw a UniECGError, never crash")
+    func mutatedFilesNeverCrash() throws {
+        let directory = Fixtures.url("images").path
+        let files = try FileManager.default.subpathsOfDirectory(atPath: directory)
+            .filter { ($0.hasSuffix(".png") || $0.hasSuffix(".jpg")) && !$0.contains("corrupt") }.sorted()
+        #expect(files.count >= 30)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(state >> 33) % bound
+        }
+        var decoded = 0, refused = 0
+        for round in 0..<800 {
+            var bytes = try Self.bytes(files[round % files.count])
+            for _ in 0...next(3) {
+                switch next(3) {
+                case 0: bytes[next(bytes.count)] ^= UInt8(1 << next(8))
+                case 1: bytes[next(bytes.count)] = UInt8(next(256))
+                default: bytes = Array(bytes.prefix(next(bytes.count) + 1))
+                }
+            }
+            do {
+                let image = try ImageFile.decode(bytes)
+                #expect(image.pixels.count == image.width * image.height * 3)
+                decoded += 1
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(decoded + refused == 800 && refused > 0)
     }
 }

@@ -6,8 +6,8 @@
 /// Bicubic (Keys, a = -0.5), because that is what CLIP's image processor uses: the encoder was
 /// trained on images resized that way, and a different filter shifts the inputs it sees. Like
 /// Pillow, the filter is stretched by the reduction factor when shrinking, which antialiases,
-/// and each pass rounds to 8 bits with 22-bit fixed-point weights, so results match Pillow's
-/// `Image.resize(..., BICUBIC)` to within one grey level.
+/// and each pass rounds to 8 bits with 22-bit fixed-point weights, so the bytes match Pillow's
+/// `Image.resize(..., BICUBIC)` (what CLIP's processor calls) exactly on the test fixtures.
 public struct ImagePreparation: Sendable {
     public static let clipMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
     public static let clipStd: [Float] = [0.26862954, 0.26130258, 0.27577711]

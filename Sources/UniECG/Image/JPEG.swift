@@ -125,7 +125,7 @@ struct JPEGBits {
             if code <= table.maxCode[len] {
                 try consume(len)
                 let index = table.valueOffset[len] + code
-                guard index < table.values.count else { break }
+                guard index >= 0, index < table.values.count else { break }
                 return Int(table.values[index])
             }
         }
@@ -398,26 +398,26 @@ struct JPEGDecoder {
     static func inverseDCT(_ coef: UnsafeBufferPointer<Float>, _ plane: UnsafeMutableBufferPointer<UInt8>, _ origin: Int,
                            _ stride: Int, _ r: UnsafeMutableBufferPointer<Float>) {
         JPEG.basis.withUnsafeBufferPointer { t in
-                for v in 0..<8 {
-                    var empty = true
-                    for u in 0..<8 where coef[v * 8 + u] != 0 { empty = false; break }
-                    if empty {  // most high-frequency rows are all zero
-                        for x in 0..<8 { r[v * 8 + x] = 0 }
-                        continue
-                    }
-                    for x in 0..<8 {
-                        var sum: Float = 0
-                        for u in 0..<8 { sum += t[x * 8 + u] * coef[v * 8 + u] }
-                        r[v * 8 + x] = sum
-                    }
+            for v in 0..<8 {
+                var empty = true
+                for u in 0..<8 where coef[v * 8 + u] != 0 { empty = false; break }
+                if empty {  // most high-frequency rows are all zero
+                    for x in 0..<8 { r[v * 8 + x] = 0 }
+                    continue
                 }
-                for y in 0..<8 {
-                    for x in 0..<8 {
-                        var sum: Float = 128
-                        for v in 0..<8 { sum += t[y * 8 + v] * r[v * 8 + x] }
-                        plane[origin + y * stride + x] = UInt8(max(0, min(255, (sum + 0.5).rounded(.down))))
-                    }
+                for x in 0..<8 {
+                    var sum: Float = 0
+                    for u in 0..<8 { sum += t[x * 8 + u] * coef[v * 8 + u] }
+                    r[v * 8 + x] = sum
                 }
+            }
+            for y in 0..<8 {
+                for x in 0..<8 {
+                    var sum: Float = 128
+                    for v in 0..<8 { sum += t[y * 8 + v] * r[v * 8 + x] }
+                    plane[origin + y * stride + x] = UInt8(max(0, min(255, (sum + 0.5).rounded(.down))))
+                }
+            }
         }
     }
 
