@@ -72,43 +72,60 @@ public struct ImagePreparation: Sendable {
     public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         var current = image
         if width != current.width {
-            let taps = Taps(input: current.width, output: width)
-            var out = [UInt8](repeating: 0, count: width * current.height * 3)
-            for y in 0..<current.height {
-                for x in 0..<width {
-                    for c in 0..<3 {
-                        out[(y * width + x) * 3 + c] = taps.apply(x) { current.pixels[(y * current.width + $0) * 3 + c] }
-                    }
-                }
-            }
-            current = RGBImage(unchecked: width, current.height, out)
+            current = pass(current, taps: Taps(input: current.width, output: width), outWidth: width, outHeight: current.height,
+                           step: 3, lineStep: current.width * 3, outStep: 3, outLineStep: width * 3)
         }
         if height != current.height {
-            let taps = Taps(input: current.height, output: height)
-            var out = [UInt8](repeating: 0, count: current.width * height * 3)
-            for y in 0..<height {
-                for x in 0..<current.width {
-                    for c in 0..<3 {
-                        out[(y * current.width + x) * 3 + c] = taps.apply(y) { current.pixels[($0 * current.width + x) * 3 + c] }
-                    }
-                }
-            }
-            current = RGBImage(unchecked: current.width, height, out)
+            current = pass(current, taps: Taps(input: current.height, output: height), outWidth: current.width, outHeight: height,
+                           step: current.width * 3, lineStep: 3, outStep: current.width * 3, outLineStep: 3)
         }
         return current
     }
 
+    /// One filtering pass along an axis. `step` moves one input sample along the filtered axis,
+    /// `lineStep` to the next line across it; the output likewise.
+    static func pass(_ image: RGBImage, taps: Taps, outWidth: Int, outHeight: Int,
+                     step: Int, lineStep: Int, outStep: Int, outLineStep: Int) -> RGBImage {
+        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
+        let lines = step == 3 ? image.height : image.width
+        let half = 1 << (Taps.precision - 1)
+        out.withUnsafeMutableBufferPointer { o in
+            image.pixels.withUnsafeBufferPointer { p in
+                taps.weights.withUnsafeBufferPointer { w in
+                    for line in 0..<lines {
+                        for x in 0..<taps.first.count {
+                            let base = line * lineStep + taps.first[x] * step, row = x * taps.stride
+                            var r = half, g = half, b = half
+                            for k in 0..<taps.count[x] {
+                                let i = base + k * step, weight = w[row + k]
+                                r += weight * Int(p[i]); g += weight * Int(p[i + 1]); b += weight * Int(p[i + 2])
+                            }
+                            let at = line * outLineStep + x * outStep
+                            o[at] = UInt8(clamping: r >> Taps.precision)
+                            o[at + 1] = UInt8(clamping: g >> Taps.precision)
+                            o[at + 2] = UInt8(clamping: b >> Taps.precision)
+                        }
+                    }
+                }
+            }
+        }
+        return RGBImage(unchecked: outWidth, outHeight, out)
+    }
+
     /// Fixed-point filter weights for one axis: for each output position, the first input
-    /// index and its weights.
+    /// index, how many inputs it takes and their weights (`stride` slots per output).
     struct Taps {
         static let precision = 22
         var first: [Int] = []
-        var weights: [[Int]] = []
+        var count: [Int] = []
+        var weights: [Int] = []
+        let stride: Int
 
         init(input: Int, output: Int) {
             let scale = Double(input) / Double(output)
             let filterScale = max(1, scale)  // stretching the kernel when shrinking is the antialiasing
             let support = 2 * filterScale
+            stride = Int(support.rounded(.up)) * 2 + 1
             for x in 0..<output {
                 let center = (Double(x) + 0.5) * scale
                 let lo = max(Int(center - support + 0.5), 0), hi = min(Int(center + support + 0.5), input)
@@ -116,7 +133,9 @@ public struct ImagePreparation: Sendable {
                 let total = w.reduce(0, +)
                 if total != 0 { w = w.map { $0 / total } }
                 first.append(lo)
-                weights.append(w.map { Int(($0 * Double(1 << Self.precision)).rounded()) })
+                count.append(w.count)
+                weights += w.map { Int(($0 * Double(1 << Self.precision)).rounded()) }
+                weights += [Int](repeating: 0, count: stride - w.count)
             }
         }
 
@@ -126,13 +145,6 @@ public struct ImagePreparation: Sendable {
             if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
             if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
             return 0
-        }
-
-        @inline(__always)
-        func apply(_ x: Int, _ sample: (Int) -> UInt8) -> UInt8 {
-            var sum = 1 << (Self.precision - 1)
-            for (k, w) in weights[x].enumerated() { sum += w * Int(sample(first[x] + k)) }
-            return UInt8(max(0, min(255, sum >> Self.precision)))
         }
     }
 

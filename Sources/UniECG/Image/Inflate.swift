@@ -51,7 +51,7 @@ public enum Inflate {
 /// A canonical Huffman code as RFC 1951 §3.2.2 defines it from code lengths alone.
 struct DeflateHuffman {
     /// Codes of at most `fastBits` bits resolve with one look-up; longer ones walk `counts`.
-    static let fastBits = 10
+    static let fastBits = 12
     /// Indexed by the next `fastBits` input bits: symbol << 4 | length, or 0 for "longer code".
     var fast: [UInt16]
     /// Number of codes of each length 0...15.

@@ -395,27 +395,41 @@ struct JPEGDecoder {
     }
 
     /// Separable float 2-D inverse DCT of T.81 A.3.3, level-shifted and clamped into the plane.
+    /// Outputs x and 7 - x share their terms (the cosines of even frequencies are symmetric,
+    /// odd ones antisymmetric), so each 1-D pass computes an even and an odd half-sum.
     static func inverseDCT(_ coef: UnsafeBufferPointer<Float>, _ plane: UnsafeMutableBufferPointer<UInt8>, _ origin: Int,
                            _ stride: Int, _ r: UnsafeMutableBufferPointer<Float>) {
+        // Quantisation leaves the high-frequency rows mostly zero; they add nothing to either pass.
+        var rows = 0
+        for i in Swift.stride(from: 63, through: 1, by: -1) where coef[i] != 0 { rows = i / 8 + 1; break }
+        if rows == 0 {  // a flat block: every sample is DC / 8
+            let value = clamp(coef[0] / 8 + 128)
+            for y in 0..<8 { for x in 0..<8 { plane[origin + y * stride + x] = value } }
+            return
+        }
         JPEG.basis.withUnsafeBufferPointer { t in
-            for v in 0..<8 {
-                var empty = true
-                for u in 0..<8 where coef[v * 8 + u] != 0 { empty = false; break }
-                if empty {  // most high-frequency rows are all zero
-                    for x in 0..<8 { r[v * 8 + x] = 0 }
-                    continue
-                }
-                for x in 0..<8 {
-                    var sum: Float = 0
-                    for u in 0..<8 { sum += t[x * 8 + u] * coef[v * 8 + u] }
-                    r[v * 8 + x] = sum
+            for v in 0..<rows {
+                let c = v * 8
+                for x in 0..<4 {
+                    let b = x * 8
+                    let even = t[b] * coef[c] + t[b + 2] * coef[c + 2] + t[b + 4] * coef[c + 4] + t[b + 6] * coef[c + 6]
+                    let odd = t[b + 1] * coef[c + 1] + t[b + 3] * coef[c + 3] + t[b + 5] * coef[c + 5] + t[b + 7] * coef[c + 7]
+                    r[c + x] = even + odd
+                    r[c + 7 - x] = even - odd
                 }
             }
-            for y in 0..<8 {
-                for x in 0..<8 {
-                    var sum: Float = 128
-                    for v in 0..<8 { sum += t[y * 8 + v] * r[v * 8 + x] }
-                    plane[origin + y * stride + x] = UInt8(max(0, min(255, (sum + 0.5).rounded(.down))))
+            for x in 0..<8 {
+                for y in 0..<4 {
+                    let b = y * 8
+                    var even: Float = 128, odd: Float = 0
+                    var v = 0
+                    while v < rows {
+                        even += t[b + v] * r[v * 8 + x]
+                        if v + 1 < rows { odd += t[b + v + 1] * r[(v + 1) * 8 + x] }
+                        v += 2
+                    }
+                    plane[origin + y * stride + x] = clamp(even + odd)
+                    plane[origin + (7 - y) * stride + x] = clamp(even - odd)
                 }
             }
         }
@@ -424,56 +438,95 @@ struct JPEGDecoder {
     /// Upsamples each component to the full image and converts to RGB.
     func colourConvert() -> RGBImage {
         let planes = components.map { upsample($0) }
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        let count = width * height
+        var pixels = [UInt8](repeating: 0, count: count * 3)
         let rgb = components.count == 3 && (adobeTransform == 0 || (adobeTransform == nil && components.map(\.id) == [82, 71, 66]))
+        // YCbCr as JFIF defines it (full range, ITU-R BT.601 coefficients), in 16.16 fixed point
+        // with the rounding half folded into the tables.
+        func table(_ k: Double, rounding: Bool) -> [Int] {
+            (0..<256).map { Int((k * Double($0 - 128) * 65536).rounded()) + (rounding ? 32768 : 0) }
+        }
+        let crR = table(1.402, rounding: true), cbB = table(1.772, rounding: true)
+        let cbG = table(-0.344136, rounding: true), crG = table(-0.714136, rounding: false)
         pixels.withUnsafeMutableBufferPointer { out in
             if components.count == 1 {
-                for i in 0..<width * height { out[3 * i] = planes[0][i]; out[3 * i + 1] = planes[0][i]; out[3 * i + 2] = planes[0][i] }
+                planes[0].withUnsafeBufferPointer { g in
+                    for i in 0..<count { out[3 * i] = g[i]; out[3 * i + 1] = g[i]; out[3 * i + 2] = g[i] }
+                }
                 return
             }
-            for i in 0..<width * height {
-                if rgb {
-                    for c in 0..<3 { out[3 * i + c] = planes[c][i] }
-                    continue
+            planes[0].withUnsafeBufferPointer { p0 in
+                planes[1].withUnsafeBufferPointer { p1 in
+                    planes[2].withUnsafeBufferPointer { p2 in
+                        if rgb {
+                            for i in 0..<count { out[3 * i] = p0[i]; out[3 * i + 1] = p1[i]; out[3 * i + 2] = p2[i] }
+                            return
+                        }
+                        crR.withUnsafeBufferPointer { crR in
+                        cbB.withUnsafeBufferPointer { cbB in
+                        cbG.withUnsafeBufferPointer { cbG in
+                        crG.withUnsafeBufferPointer { crG in
+                            for i in 0..<count {
+                                let y = Int(p0[i]) << 16, cb = Int(p1[i]), cr = Int(p2[i])
+                                out[3 * i] = UInt8(clamping: (y + crR[cr]) >> 16)
+                                out[3 * i + 1] = UInt8(clamping: (y + cbG[cb] + crG[cr]) >> 16)
+                                out[3 * i + 2] = UInt8(clamping: (y + cbB[cb]) >> 16)
+                            }
+                        }
+                        }
+                        }
+                        }
+                    }
                 }
-                // YCbCr as JFIF defines it (full range, ITU-R BT.601 coefficients).
-                let y = Float(planes[0][i]), cb = Float(planes[1][i]) - 128, cr = Float(planes[2][i]) - 128
-                out[3 * i] = Self.clamp(y + 1.402 * cr)
-                out[3 * i + 1] = Self.clamp(y - 0.344136 * cb - 0.714136 * cr)
-                out[3 * i + 2] = Self.clamp(y + 1.772 * cb)
             }
         }
         return RGBImage(unchecked: width, height, pixels)
     }
 
+    /// Rounds to nearest and clamps to 0...255 (truncation equals flooring once v + 0.5 >= 0,
+    /// and anything below that clamps to 0 anyway).
     @inline(__always)
-    static func clamp(_ v: Float) -> UInt8 { UInt8(max(0, min(255, (v + 0.5).rounded(.down)))) }
+    static func clamp(_ v: Float) -> UInt8 { UInt8(clamping: Int(max(-1, min(256, v + 0.5)))) }
 
     /// A component at full image size (width x height, no padding).
     func upsample(_ c: Component) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: width * height)
+        let (width, height, stride) = (self.width, self.height, c.stride)
         if c.h == hmax, c.v == vmax {
-            for y in 0..<height { for x in 0..<width { out[y * width + x] = c.plane[y * c.stride + x] } }
+            out.withUnsafeMutableBufferPointer { o in
+                c.plane.withUnsafeBufferPointer { p in
+                    for y in 0..<height { for x in 0..<width { o[y * width + x] = p[y * stride + x] } }
+                }
+            }
             return out
         }
-        // Centred sampling positions: output x sits at source (x + 0.5) * h / hmax - 0.5.
-        func taps(_ n: Int, _ factor: Int, _ maxFactor: Int, _ size: Int) -> [(Int, Int, Float)] {
-            (0..<n).map { x in
-                let s = max(0, min(Float(size - 1), (Float(x) + 0.5) * Float(factor) / Float(maxFactor) - 0.5))
-                let i0 = Int(s.rounded(.down))
-                return (i0, min(i0 + 1, size - 1), s - Float(i0))
+        // Centred sampling positions: output x sits at source (x + 0.5) * h / hmax - 0.5. Weights
+        // are in 1/256 units, exact for the 1/4 and 3/4 of 2x factors.
+        func taps(_ n: Int, _ factor: Int, _ maxFactor: Int, _ size: Int) -> [Int] {
+            var packed: [Int] = []  // per output: first source, second source, weight of the second
+            for x in 0..<n {
+                let s = max(0, min(Double(size - 1), (Double(x) + 0.5) * Double(factor) / Double(maxFactor) - 0.5))
+                let i0 = Int(s)
+                packed += [i0, min(i0 + 1, size - 1), Int(((s - Double(i0)) * 256).rounded())]
             }
+            return packed
         }
         let xs = taps(width, c.h, hmax, c.width), ys = taps(height, c.v, vmax, c.height)
-        var row = [Float](repeating: 0, count: c.width)
-        for y in 0..<height {
-            let (y0, y1, wy) = ys[y]
-            for x in 0..<c.width {
-                row[x] = Float(c.plane[y0 * c.stride + x]) * (1 - wy) + Float(c.plane[y1 * c.stride + x]) * wy
-            }
-            for x in 0..<width {
-                let (x0, x1, wx) = xs[x]
-                out[y * width + x] = Self.clamp(row[x0] * (1 - wx) + row[x1] * wx)
+        var row = [Int](repeating: 0, count: c.width)
+        out.withUnsafeMutableBufferPointer { o in
+            c.plane.withUnsafeBufferPointer { p in
+                row.withUnsafeMutableBufferPointer { r in
+                    xs.withUnsafeBufferPointer { xs in
+                        for y in 0..<height {
+                            let a = ys[3 * y] * stride, b = ys[3 * y + 1] * stride, wy = ys[3 * y + 2]
+                            for x in 0..<c.width { r[x] = Int(p[a + x]) * (256 - wy) + Int(p[b + x]) * wy }
+                            for x in 0..<width {
+                                let wx = xs[3 * x + 2]
+                                o[y * width + x] = UInt8(clamping: (r[xs[3 * x]] * (256 - wx) + r[xs[3 * x + 1]] * wx + 32768) >> 16)
+                            }
+                        }
+                    }
+                }
             }
         }
         return out

@@ -218,6 +218,28 @@ public enum PNG {
                      at first: Int, step: Int) throws(UniECGError) {
             var o = first * 3
             let stride = step * 3
+            // The common 8-bit layouts without a colour key skip the per-sample dispatch below.
+            if header.depth == 8, key == nil, header.colorType != 3 {
+                switch header.colorType {
+                case 0:
+                    for x in 0..<count { out[o] = row[x]; out[o + 1] = row[x]; out[o + 2] = row[x]; o += stride }
+                case 2:
+                    for x in 0..<count { out[o] = row[3 * x]; out[o + 1] = row[3 * x + 1]; out[o + 2] = row[3 * x + 2]; o += stride }
+                case 6:
+                    for x in 0..<count {
+                        let a = Int(row[4 * x + 3])
+                        for c in 0..<3 { out[o + c] = Self.onWhite(Int(row[4 * x + c]), a) }
+                        o += stride
+                    }
+                default:
+                    for x in 0..<count {
+                        let v = Self.onWhite(Int(row[2 * x]), Int(row[2 * x + 1]))
+                        out[o] = v; out[o + 1] = v; out[o + 2] = v
+                        o += stride
+                    }
+                }
+                return
+            }
             for x in 0..<count {
                 switch header.colorType {
                 case 0:
