@@ -103,13 +103,33 @@ import Testing
     @Test("baseline JPEGs (4:4:4, 4:2:2, 4:2:0, grey, odd sizes, restarts, EXIF, Adobe RGB) match Pillow within the IDCT tolerance")
     func jpegMatchesPillow() throws {
         let manifest = try Self.entries("jpeg/valid.json")
-        #expect(manifest.count >= 12)
+        #expect(manifest.count >= 20)
         for entry in manifest {
             let image = try JPEG.decode(try Self.bytes("jpeg/" + (entry["file"] as! String)))
             let diff = try Self.compare(image, entry, directory: "jpeg/")
             #expect(diff.mean < Self.jpegMeanBar && diff.max <= Self.jpegMaxBar,
                     "\(entry["file"]!): mean \(diff.mean), max \(diff.max)")
         }
+    }
+
+    @Test("EXIF orientation turns photos upright (all eight values, either byte order); upright: false keeps the stored order")
+    func jpegOrientation() throws {
+        let manifest = try Self.entries("jpeg/valid.json").filter { ($0["file"] as! String).hasPrefix("orientation") }
+        #expect(manifest.count == 8)
+        let stored = try JPEG.decode(try Self.bytes("jpeg/orientation6.jpg"), upright: false)
+        #expect(stored.width == 37 && stored.height == 23)
+        for entry in manifest {
+            let bytes = try Self.bytes("jpeg/" + (entry["file"] as! String))
+            let upright = try JPEG.decode(bytes)
+            #expect(upright == (try JPEG.decode(bytes, upright: false)).oriented(exif: try Self.orientation(of: entry)))
+            let diff = try Self.compare(upright, entry, directory: "jpeg/")
+            #expect(diff.mean < Self.jpegMeanBar && diff.max <= Self.jpegMaxBar, "\(entry["file"]!): mean \(diff.mean), max \(diff.max)")
+        }
+    }
+
+    static func orientation(of entry: [String: Any]) throws -> Int {
+        let name = (entry["file"] as! String).dropFirst("orientation".count)
+        return try #require(Int(String(name.prefix(1))))
     }
 
     @Test("every damaged or unsupported JPEG is refused with a message naming the problem")

@@ -9,7 +9,7 @@ Run with the project venv:  /opt/uniecg-venv/bin/python Tools/reference/make_ima
 """
 import io, json, os, struct, zlib
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tests", "Fixtures", "images")
 rng = np.random.default_rng(20240607)
@@ -338,7 +338,8 @@ def jpeg_fixtures():
     def add(name, im, **options):
         buf = io.BytesIO(); im.save(buf, "JPEG", **options); data = buf.getvalue()
         put(f"jpeg/{name}.jpg", data)
-        ref = Image.open(io.BytesIO(data)).convert("RGB")
+        # Upright as viewers show it: the EXIF orientation applied, as the Swift reader does.
+        ref = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
         put(f"jpeg/{name}.rgb", np.array(ref).tobytes())
         manifest.append({"file": f"{name}.jpg", "rgb": f"{name}.rgb", "width": ref.width, "height": ref.height})
         return data
@@ -357,6 +358,12 @@ def jpeg_fixtures():
     exif = Image.Exif(); exif[0x0112] = 6; exif[0x010F] = "UniECG test"
     add("exif_comment", pic, quality=85, exif=exif.tobytes(), comment=b"a COM segment")
     add("adobe_rgb", pic, quality=90, keep_rgb=True)
+    for orientation in range(2, 9):
+        exif = Image.Exif(); exif[0x0112] = orientation
+        add(f"orientation{orientation}", odd, quality=92, subsampling=0, exif=exif.tobytes())
+    # A big-endian ("MM") TIFF header, as many cameras write it: one IFD entry, orientation 8.
+    tiff = b"MM\x00\x2a" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 8, 0) + struct.pack(">I", 0)
+    add("orientation8_big_endian", odd, quality=92, subsampling=0, exif=b"Exif\x00\x00" + tiff)
     put_json("jpeg/valid.json", manifest)
 
     bad = []

@@ -2,14 +2,46 @@ import Foundation
 
 /// Baseline and extended sequential Huffman JPEG (ITU-T T.81 SOF0/SOF1, 8-bit) to RGB: one
 /// or three components, any sampling factors, restart intervals, interleaved or one scan per
-/// component. APPn segments are skipped (so EXIF orientation is ignored: a rotated photo stays
-/// rotated); Adobe APP14 is read only to tell RGB from YCbCr. Chroma is upsampled with centred
+/// component. Of the APPn segments only two are read: the EXIF orientation (APP1), so a phone
+/// photo comes out upright as viewers show it, and Adobe APP14 to tell RGB from YCbCr; a damaged
+/// EXIF block is ignored rather than refused. Chroma is upsampled with centred
 /// linear interpolation, which for 2x factors is libjpeg's default "fancy" triangle filter, so
 /// results stay close to what Pillow and browsers show.
 public enum JPEG {
-    public static func decode(_ bytes: [UInt8]) throws(UniECGError) -> RGBImage {
+    /// `upright: false` keeps the stored pixel order even when EXIF says the camera was turned.
+    public static func decode(_ bytes: [UInt8], upright: Bool = true) throws(UniECGError) -> RGBImage {
         var decoder = JPEGDecoder(bytes: bytes)
-        return try decoder.run()
+        let image = try decoder.run()
+        return upright ? image.oriented(exif: decoder.orientation) : image
+    }
+
+    /// The orientation tag (0x0112) of an APP1 "Exif" segment body, 1 when absent or unreadable.
+    static func exifOrientation(_ b: ArraySlice<UInt8>) -> Int {
+        let s = Array(b)
+        guard s.count >= 14, Array(s[0..<6]) == Array("Exif".utf8) + [0, 0] else { return 1 }
+        let tiff = 6
+        let little: Bool
+        switch (s[tiff], s[tiff + 1]) {
+        case (0x49, 0x49): little = true
+        case (0x4D, 0x4D): little = false
+        default: return 1
+        }
+        func u16(_ i: Int) -> Int? {
+            guard i >= 0, i + 2 <= s.count else { return nil }
+            return little ? Int(s[i]) | Int(s[i + 1]) << 8 : Int(s[i]) << 8 | Int(s[i + 1])
+        }
+        func u32(_ i: Int) -> Int? {
+            guard let lo = u16(little ? i : i + 2), let hi = u16(little ? i + 2 : i) else { return nil }
+            return hi << 16 | lo
+        }
+        guard u16(tiff + 2) == 42, let ifd = u32(tiff + 4), ifd < s.count, let entries = u16(tiff + ifd) else { return 1 }
+        for e in 0..<entries {
+            let entry = tiff + ifd + 2 + 12 * e
+            guard let tag = u16(entry) else { return 1 }
+            // Type 3 is SHORT; one value sits left-aligned in the 4-byte value field.
+            if tag == 0x0112, u16(entry + 2) == 3, let value = u16(entry + 8), (1...8).contains(value) { return value }
+        }
+        return 1
     }
 
     /// Position k in zig-zag order -> index in the row-major 8x8 block (T.81 figure A.6).
@@ -172,6 +204,7 @@ struct JPEGDecoder {
     var mcusX = 0, mcusY = 0
     var components: [Component] = []
     var frameSeen = false
+    var orientation = 1
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -208,6 +241,8 @@ struct JPEGDecoder {
                 guard segment.count == 2 else { throw .format("JPEG DRI segment is \(segment.count) bytes, not 2") }
                 restartInterval = Int(bytes[segment.lowerBound]) << 8 | Int(bytes[segment.lowerBound + 1])
             case 0xDA: try readScan(segment)
+            case 0xE1 where orientation == 1:
+                orientation = JPEG.exifOrientation(bytes[segment])
             case 0xEE:
                 // Adobe APP14: "Adobe", version, two flag words, then the colour transform.
                 if segment.count >= 12, Array(bytes[segment.lowerBound..<segment.lowerBound + 5]) == Array("Adobe".utf8) {

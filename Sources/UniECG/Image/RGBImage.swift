@@ -26,6 +26,35 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
+extension RGBImage {
+    /// The image turned upright for an EXIF orientation value (1 to 8, TIFF 6.0 / EXIF 2.3:
+    /// 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse,
+    /// 8 rotate 90 anticlockwise). Other values leave it as it is.
+    public func oriented(exif orientation: Int) -> RGBImage {
+        guard (2...8).contains(orientation) else { return self }
+        let (w, h) = (width, height)
+        let (outW, outH) = orientation >= 5 ? (h, w) : (w, h)
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        for oy in 0..<outH {
+            for ox in 0..<outW {
+                let (sx, sy): (Int, Int)
+                switch orientation {
+                case 2: (sx, sy) = (w - 1 - ox, oy)
+                case 3: (sx, sy) = (w - 1 - ox, h - 1 - oy)
+                case 4: (sx, sy) = (ox, h - 1 - oy)
+                case 5: (sx, sy) = (oy, ox)
+                case 6: (sx, sy) = (oy, h - 1 - ox)
+                case 7: (sx, sy) = (w - 1 - oy, h - 1 - ox)
+                default: (sx, sy) = (w - 1 - oy, ox)
+                }
+                let to = (oy * outW + ox) * 3, from = (sy * w + sx) * 3
+                out[to] = pixels[from]; out[to + 1] = pixels[from + 1]; out[to + 2] = pixels[from + 2]
+            }
+        }
+        return RGBImage(unchecked: outW, outH, out)
+    }
+}
+
 /// Bounds every decoder checks before it allocates anything for the pixels.
 public enum ImageLimits {
     public static let maxSide = 16384
