@@ -364,6 +364,19 @@ def jpeg_fixtures():
     # A big-endian ("MM") TIFF header, as many cameras write it: one IFD entry, orientation 8.
     tiff = b"MM\x00\x2a" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 8, 0) + struct.pack(">I", 0)
     add("orientation8_big_endian", odd, quality=92, subsampling=0, exif=b"Exif\x00\x00" + tiff)
+    # Layouts Pillow cannot write, from the encoder above; Pillow's decoding is the reference.
+    def add_encoded(name, data):
+        put(f"jpeg/{name}.jpg", data)
+        ref = Image.open(io.BytesIO(data)).convert("RGB")
+        put(f"jpeg/{name}.rgb", np.array(ref).tobytes())
+        manifest.append({"file": f"{name}.jpg", "rgb": f"{name}.rgb", "width": ref.width, "height": ref.height})
+    rgb = np.array(odd)
+    add_encoded("enc_411", encode_baseline(rgb, [(4, 1), (1, 1), (1, 1)]))
+    add_encoded("enc_440", encode_baseline(rgb, [(1, 2), (1, 1), (1, 1)]))
+    add_encoded("enc_410", encode_baseline(rgb, [(4, 2), (1, 1), (1, 1)]))
+    add_encoded("enc_420_separate_scans", encode_baseline(rgb, [(2, 2), (1, 1), (1, 1)], interleaved=False, restart=2))
+    add_encoded("enc_444_separate_scans", encode_baseline(np.array(pic), [(1, 1), (1, 1), (1, 1)], interleaved=False))
+    add_encoded("enc_gray_2x2_factors", encode_baseline(rgb, [(2, 2)], restart=1))
     put_json("jpeg/valid.json", manifest)
 
     bad = []
@@ -396,6 +409,125 @@ def jpeg_fixtures():
     rst = restart.index(b"\xFF\xD1")
     bad_add("missing_restart", restart[:rst] + restart[rst + 2:], "restart marker RST1 expected")
     put_json("jpeg/corrupt.json", bad)
+
+
+class JpegBits:
+    """MSB-first entropy-coded bytes with 0xFF stuffing (T.81 F.1.2.3)."""
+    def __init__(self):
+        self.out, self.acc, self.n = bytearray(), 0, 0
+
+    def put(self, value, count):
+        for i in reversed(range(count)):
+            self.acc = (self.acc << 1) | ((value >> i) & 1); self.n += 1
+            if self.n == 8:
+                self.out.append(self.acc)
+                if self.acc == 0xFF: self.out.append(0)
+                self.acc, self.n = 0, 0
+
+    def pad(self):
+        while self.n: self.put(1, 1)
+
+
+def huffman_from_dht(counts, values):
+    codes, code, k = {}, 0, 0
+    for length in range(1, 17):
+        for _ in range(counts[length - 1]):
+            codes[values[k]] = (code, length); code += 1; k += 1
+        code <<= 1
+    return codes
+
+
+def baseline_tables(quality):
+    """Quantisation and Huffman tables as libjpeg writes them (taken from a Pillow file)."""
+    buf = io.BytesIO(); Image.new("RGB", (16, 16)).save(buf, "JPEG", quality=quality, subsampling=0); data = buf.getvalue()
+    quant, dht, p = {}, {}, 2
+    while True:
+        marker = data[p + 1]; length = struct.unpack(">H", data[p + 2:p + 4])[0]; body = data[p + 4:p + 2 + length]
+        if marker == 0xDB:
+            q = 0
+            while q < len(body):
+                quant[body[q] & 15] = list(body[q + 1:q + 65]); q += 65
+        if marker == 0xC4:
+            q = 0
+            while q < len(body):
+                counts = list(body[q + 1:q + 17]); n = sum(counts)
+                dht[(body[q] >> 4, body[q] & 15)] = (counts, list(body[q + 17:q + 17 + n])); q += 17 + n
+        if marker == 0xDA: return quant, dht
+        p += 2 + length
+
+
+ZIGZAG = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
+          28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
+          47, 55, 62, 63]
+
+
+def encode_baseline(rgb, factors, interleaved=True, restart=0, quality=90):
+    """A small baseline JPEG encoder for layouts Pillow cannot write (any sampling factors, one
+    scan per component). Pillow's decoder is the oracle for what it writes."""
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.float64)
+    ycc = [0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2],
+           -0.168736 * x[..., 0] - 0.331264 * x[..., 1] + 0.5 * x[..., 2] + 128,
+           0.5 * x[..., 0] - 0.418688 * x[..., 1] - 0.081312 * x[..., 2] + 128][:len(factors)]
+    hmax, vmax = max(f[0] for f in factors), max(f[1] for f in factors)
+    mx, my = -(-w // (8 * hmax)), -(-h // (8 * vmax))
+    quant, dht = baseline_tables(quality)
+    n = np.arange(8)
+    basis = np.sqrt(2 / 8) * np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16); basis[0] /= np.sqrt(2)
+    planes = []
+    for c, (fh, fv) in enumerate(factors):
+        full = np.pad(ycc[c], ((0, my * 8 * vmax - h), (0, mx * 8 * hmax - w)), mode="edge")
+        sy, sx = vmax // fv, hmax // fh
+        plane = full.reshape(full.shape[0] // sy, sy, full.shape[1] // sx, sx).mean(axis=(1, 3))
+        planes.append(plane)
+    def blocks(c, bx, by):
+        block = planes[c][by * 8:by * 8 + 8, bx * 8:bx * 8 + 8] - 128
+        coef = basis @ block @ basis.T
+        q = np.array(quant[min(c, 1)], dtype=np.float64)
+        return np.round(coef.reshape(-1)[ZIGZAG] / q).astype(int)
+    codes = {k: huffman_from_dht(*v) for k, v in dht.items()}
+    def category(v): return 0 if v == 0 else int(abs(v)).bit_length()
+    def bits(v, s): return v if v >= 0 else v + (1 << s) - 1
+    def encode_block(out, z, c, pred):
+        dc, ac = codes[(0, min(c, 1))], codes[(1, min(c, 1))]
+        diff = z[0] - pred; s = category(diff); out.put(*dc[s]); out.put(bits(diff, s), s)
+        run = 0
+        for k in range(1, 64):
+            if z[k] == 0: run += 1; continue
+            while run > 15: out.put(*ac[0xF0]); run -= 16
+            s = category(z[k]); out.put(*ac[(run << 4) | s]); out.put(bits(z[k], s), s); run = 0
+        if run: out.put(*ac[0x00])
+        return z[0]
+    def scan(members):
+        out, preds, unit = JpegBits(), [0] * len(members), 0
+        if len(members) == 1:
+            c = members[0]; fh, fv = factors[c]
+            cw, ch = -(-w * fh // hmax), -(-h * fv // vmax)
+            units = [(bx, by, [(c, bx, by)]) for by in range(-(-ch // 8)) for bx in range(-(-cw // 8))]
+        else:
+            units = [(ux, uy, [(c, ux * factors[c][0] + bx, uy * factors[c][1] + by)
+                               for c in members for by in range(factors[c][1]) for bx in range(factors[c][0])])
+                     for uy in range(my) for ux in range(mx)]
+        for i, (_, _, blist) in enumerate(units):
+            if restart and i and i % restart == 0:
+                out.pad(); out.out += bytes([0xFF, 0xD0 + (i // restart - 1) % 8]); preds = [0] * len(members)
+            for c, bx, by in blist:
+                m = members.index(c)
+                preds[m] = encode_block(out, blocks(c, bx, by), c, preds[m])
+        out.pad()
+        header = bytes([len(members)]) + b"".join(bytes([c + 1, 0x00 if c == 0 else 0x11]) for c in members) + bytes([0, 63, 0])
+        return b"\xFF\xDA" + struct.pack(">H", 2 + len(header)) + header + bytes(out.out)
+    seg = lambda m, body: bytes([0xFF, m]) + struct.pack(">H", 2 + len(body)) + body
+    out = b"\xFF\xD8"
+    for t in sorted(quant)[:min(2, len(factors))]: out += seg(0xDB, bytes([t]) + bytes(quant[t]))
+    out += seg(0xC0, struct.pack(">BHHB", 8, h, w, len(factors)) +
+               b"".join(bytes([c + 1, (fh << 4) | fv, min(c, 1)]) for c, (fh, fv) in enumerate(factors)))
+    for (tc, th), (counts, values) in sorted(dht.items()):
+        if th < min(2, len(factors)): out += seg(0xC4, bytes([(tc << 4) | th]) + bytes(counts) + bytes(values))
+    if restart: out += seg(0xDD, struct.pack(">H", restart))
+    for members in ([list(range(len(factors)))] if interleaved else [[c] for c in range(len(factors))]):
+        out += scan(members)
+    return out + b"\xFF\xD9"
 
 
 def segments(data):

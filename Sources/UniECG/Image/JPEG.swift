@@ -5,8 +5,9 @@ import Foundation
 /// component. Of the APPn segments only two are read: the EXIF orientation (APP1), so a phone
 /// photo comes out upright as viewers show it, and Adobe APP14 to tell RGB from YCbCr; a damaged
 /// EXIF block is ignored rather than refused. Chroma is upsampled with centred
-/// linear interpolation, which for 2x factors is libjpeg's default "fancy" triangle filter, so
-/// results stay close to what Pillow and browsers show.
+/// linear interpolation where the ratio is 2 (libjpeg's default "fancy" triangle filter) and
+/// replicated for other whole ratios, as libjpeg does, so results stay close to what Pillow and
+/// browsers show.
 public enum JPEG {
     /// `upright: false` keeps the stored pixel order even when EXIF says the camera was turned.
     public static func decode(_ bytes: [UInt8], upright: Bool = true) throws(UniECGError) -> RGBImage {
@@ -534,6 +535,19 @@ struct JPEGDecoder {
                 }
             }
             return out
+        }
+        // libjpeg (and so Pillow and most viewers) interpolates only 2x factors and replicates
+        // samples for other whole ratios such as 4:1:1; doing the same keeps results comparable.
+        if hmax % c.h == 0, vmax % c.v == 0 {
+            let rx = hmax / c.h, ry = vmax / c.v
+            if ![(2, 1), (1, 2), (2, 2)].contains(where: { $0 == (rx, ry) }) {
+                out.withUnsafeMutableBufferPointer { o in
+                    c.plane.withUnsafeBufferPointer { p in
+                        for y in 0..<height { for x in 0..<width { o[y * width + x] = p[(y / ry) * stride + x / rx] } }
+                    }
+                }
+                return out
+            }
         }
         // Centred sampling positions: output x sits at source (x + 0.5) * h / hmax - 0.5. Weights
         // are in 1/256 units, exact for the 1/4 and 3/4 of 2x factors.
