@@ -9,6 +9,9 @@ public struct PromptFormat: Sendable, Equatable {
     public let generationParameters: String
     public let endOfTurn: String
     public let defaultQuestion: String
+    /// The special token whose rows take the image encoder's tokens, placed right after the ECG
+    /// tokens (GEM's order); nil when the model takes no image.
+    public var imagePlaceholder: String?
 
     public init(file: ModelFile) throws(UniECGError) {
         func string(_ key: String) throws(UniECGError) -> String {
@@ -24,6 +27,7 @@ public struct PromptFormat: Sendable, Equatable {
                       ecgPlaceholder: string("prompt.ecg_placeholder"), generationTokens: tokens,
                       generationParameters: string("prompt.generation_parameters"), endOfTurn: string("prompt.end_of_turn"),
                       defaultQuestion: string("prompt.default_question"))
+        if case .string(let image)? = file.metadata("prompt.image_placeholder") { imagePlaceholder = image }
     }
 
     public init(explainTemplate: String, generateTemplate: String, ecgPlaceholder: String, generationTokens: [String],
@@ -83,9 +87,12 @@ public final class UnifiedModel: @unchecked Sendable {
     public let signalEncoder: SignalEncoder
     public let aligner: Aligner
     public let generator: ECGGenerator
+    /// The image encoder, when the file holds one (image.*) and its prompt has an image placeholder.
+    public let imageEncoder: ImageEncoder?
     public let prompt: PromptFormat
     public let tokenizer: Tokenizer
     let placeholderID: Int32
+    let imagePlaceholderID: Int32?
     let generationIDs: [Int32]
 
     public convenience init(path: String, options: ComputeOptions = ComputeOptions()) throws(UniECGError) {
@@ -104,6 +111,8 @@ public final class UnifiedModel: @unchecked Sendable {
         signalEncoder = try SignalEncoder(file: file, options: options)
         aligner = try Aligner(file: file, options: options)
         generator = try ECGGenerator(file: file, options: options)
+        imageEncoder = file.metadataKeys.contains("image.architecture") && prompt.imagePlaceholder != nil
+            ? try ImageEncoder(file: file, options: options) : nil
 
         func single(_ text: String, _ role: String) throws(UniECGError) -> Int32 {
             let ids = try tokenizer.encode(text, addSpecial: false, parseSpecial: true)
@@ -113,6 +122,10 @@ public final class UnifiedModel: @unchecked Sendable {
             return ids[0]
         }
         placeholderID = try single(prompt.ecgPlaceholder, "ECG placeholder")
+        imagePlaceholderID = imageEncoder == nil ? nil : try single(prompt.imagePlaceholder!, "image placeholder")
+        if let imageEncoder, imageEncoder.dimension != language.dimension {
+            throw .format("the image encoder projects to \(imageEncoder.dimension), the decoder is \(language.dimension) wide")
+        }
         var ids: [Int32] = []
         for t in prompt.generationTokens { ids.append(try single(t, "generation token")) }
         generationIDs = ids
@@ -149,18 +162,31 @@ public final class UnifiedModel: @unchecked Sendable {
 
     /// The explain prompt: the template filled with the evidence block and the question, the
     /// placeholder repeated once per signal token and those rows replaced by the encoded signal.
-    public func explainInput(record: ECGRecord, measurements: Measurements, question: String? = nil) throws(UniECGError) -> PromptInput {
+    public func explainInput(record: ECGRecord, measurements: Measurements, question: String? = nil,
+                             image: RGBImage? = nil) throws(UniECGError) -> PromptInput {
         let q = (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
         let ids = try encode(prompt.explainTemplate, fields: ["{evidence}": Evidence.render(measurements), "{question}": q])
         guard let at = ids.firstIndex(of: placeholderID) else {
             throw .format("prompt.explain_template does not encode its ECG placeholder")
         }
         let signal = try signalEncoder.encode(record)
-        let tokens = Array(ids[..<at]) + Array(repeating: placeholderID, count: signal.tokens) + Array(ids[(at + 1)...])
+        var spliced = signal.values
+        var placeholders = Array(repeating: placeholderID, count: signal.tokens)
+        if let image {
+            guard let imageEncoder, let imagePlaceholderID else {
+                throw .notFound("\(file.path) has no image encoder (image.* with prompt.image_placeholder): it explains signals only")
+            }
+            let prepared = try ImagePreparation(size: imageEncoder.imageSize, mean: imageEncoder.mean.map(Float.init),
+                                                std: imageEncoder.std.map(Float.init)).prepare(image)
+            let encoded = try imageEncoder.encode(image: prepared.values).embeddings
+            spliced += encoded
+            placeholders += Array(repeating: imagePlaceholderID, count: imageEncoder.tokens)
+        }
+        let tokens = Array(ids[..<at]) + placeholders + Array(ids[(at + 1)...])
         let d = language.dimension
         var rows = [Float](repeating: 0, count: tokens.count * d)
-        rows.replaceSubrange((at * d)..<((at + signal.tokens) * d), with: signal.values)
-        let use = tokens.indices.map { $0 >= at && $0 < at + signal.tokens }
+        rows.replaceSubrange((at * d)..<((at + placeholders.count) * d), with: spliced)
+        let use = tokens.indices.map { $0 >= at && $0 < at + placeholders.count }
         return PromptInput(tokens: tokens, embeddings: rows, useEmbedding: use)
     }
 

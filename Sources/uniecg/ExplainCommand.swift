@@ -25,6 +25,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "The .uecg unified model (default: \(DefaultModel.path)).")
     var model: String = DefaultModel.path
 
+    @Option(help: "A photo or scan (PNG or JPEG) of the same ECG's printout, for a model with an image encoder.")
+    var image: String?
+
     @Option(help: "The question to answer (default: the model's).")
     var question: String?
 
@@ -69,6 +72,16 @@ struct ExplainCommand: ParsableCommand {
             Terminal.writeError("uniecg explain: \(model): \(error)\n")
             throw ExitCode.failure
         }
+        var photo: RGBImage?
+        if let image {
+            do {
+                photo = try ImageFile.read(image)
+                for warning in ImagePreparation.paperWarnings(photo!) { Terminal.writeError("warning: \(image): \(warning)\n") }
+            } catch {
+                Terminal.writeError("uniecg explain: \(image): \(error)\n")
+                throw ExitCode.failure
+            }
+        }
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.sampling = temperature == 0 ? .greedy : SamplingOptions()
@@ -78,7 +91,7 @@ struct ExplainCommand: ParsableCommand {
         var text = ""
         var summary: GenerationSummary?
         do {
-            let input = try unified.explainInput(record: full, measurements: measurements, question: question)
+            let input = try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
             if !json { print("Explanation (UniECG teaching model):") }
             summary = try unified.language.generate(input: input, options: options) { piece in
                 text += piece

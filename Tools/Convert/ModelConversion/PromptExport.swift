@@ -28,7 +28,12 @@ enum PromptExport {
             throw ConversionError("\(path): generation_tokens must be a non-empty list of token strings")
         }
         let parameters = (v["generation_parameters"] as? String) ?? "rate {rate} bpm, age {age}, sex {sex}"
-        return ComponentPlan(architecture: "prompt", metadata: [
+        var image: [(String, MetadataValue)] = []
+        if let placeholder = v["image_placeholder"] {
+            guard let text = placeholder as? String, !text.isEmpty else { throw ConversionError("\(path): image_placeholder must be a token string") }
+            image = [("prompt.image_placeholder", .string(text))]
+        }
+        return ComponentPlan(architecture: "prompt", metadata: image + [
             ("prompt.explain_template", .string(explain)),
             ("prompt.generate_template", .string(generate)),
             ("prompt.ecg_placeholder", .string(placeholder)),

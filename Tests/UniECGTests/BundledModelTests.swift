@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+@testable import UniECG
+
+/// End to end on the bundled teaching model (Models/uniecg-tiny.uecg, trained only on synthetic
+/// data by Tools/train) and its example records (Models/examples): the two things the README's
+/// quick start does, through the `uniecg` binary, plus the library calls under them.
+@Suite struct BundledModelTests {
+    static let model = Fixtures.repository.appendingPathComponent("Models/uniecg-tiny.uecg").path
+    static let examples = Fixtures.repository.appendingPathComponent("Models/examples")
+    /// Each example's condition and the name its explanation must conclude with
+    /// (Tools/train/explain_text.py NAMES).
+    static let cases: [(String, String)] = [
+        ("atrial_fibrillation", "atrial fibrillation"), ("stemi_inferior", "inferior ST elevation"),
+        ("rbbb", "right bundle branch block"), ("first_degree_av_block", "first-degree AV block"),
+    ]
+
+    /// The numbers an explanation states must be ones its evidence block holds (the templates'
+    /// fixed thresholds aside), so the text cannot contradict the table printed under it.
+    static func unsupportedNumbers(_ text: String, evidence: String) -> [String] {
+        let thresholds: Set = ["60", "100", "200", "470", "30", "90", "0.1", "0.5", "1.0", "12", "10"]
+        func numbers(_ s: String) -> [String] {
+            let regex = try! NSRegularExpression(pattern: "[-+]?[0-9]+(?:\\.[0-9]+)?")
+            return regex.matches(in: s, range: NSRange(s.startIndex..., in: s)).map { String(s[Range($0.range, in: s)!]) }
+        }
+        let strip = { (n: String) in n.trimmingCharacters(in: CharacterSet(charactersIn: "+-")) }
+        let known = Set(numbers(evidence).map(strip))
+        return numbers(text).filter { !thresholds.contains(strip($0)) && !known.contains(strip($0)) }
+    }
+
+    @Test("uniecg explain names each example's finding, cites only its own measurements, and ends with the notice",
+          arguments: cases)
+    func explain(example: (String, String)) throws {
+        let (name, finding) = example
+        let tool = try Fixtures.executable("uniecg")
+        let record = Self.examples.appendingPathComponent("\(name).hea").path
+        let result = try Fixtures.run(tool, ["explain", record, "--model", Self.model, "--json"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let text = try #require(object["explanation"] as? String)
+        let evidence = try #require(object["evidence"] as? String)
+        print("explain \(name): \(text)")
+        #expect(text.contains(": \(finding).") || text.contains("shows \(finding)."), "\(name): \(text)")
+        #expect(Self.unsupportedNumbers(text, evidence: evidence).isEmpty, "\(name): \(text)\nevidence:\n\(evidence)")
+        #expect(object["notice"] as? String == UniECGVersion.notice)
+        #expect((object["model"] as? String)?.contains("synthetic") == true)
+
+        // The text form streams the explanation, then the table with its evidence and the notice.
+        let plain = try Fixtures.run(tool, ["explain", record, "--model", Self.model, "--max-tokens", "40"])
+        #expect(plain.status == 0, "stderr: \(plain.stderr)")
+        #expect(plain.stdout.contains("Measurements the explanation rests on:"))
+        #expect(plain.stdout.contains("heart rate") && plain.stdout.contains(UniECGVersion.notice))
+    }
+
+    @Test("uniecg generate OBJECTIVE: the language model's generation tokens condition the U-Net; WFDB, CSV and SVG are written")
+    func generate() throws {
+        let tool = try Fixtures.executable("uniecg")
+        let dir = try Fixtures.temporaryDirectory()
+        let base = dir.path("brady")
+        let result = try Fixtures.run(tool, ["generate", "Show me sinus bradycardia at 48 bpm in a 70-year-old man",
+                                             "--model", Self.model, "-o", base, "--seed", "7"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        print("generate: \(result.stdout)")
+        // The model copies the requested rate, age and sex after its generation tokens.
+        #expect(result.stdout.contains("condition: sex male, age 70, heart rate 48 bpm"), "\(result.stdout)")
+        for ext in ["hea", "dat", "csv", "svg"] {
+            #expect(FileManager.default.fileExists(atPath: "\(base).\(ext)"), "\(base).\(ext) missing")
+        }
+        #expect(result.stdout.contains(UniECGVersion.notice))
+        let record = try RecordFile.read("\(base).hea", sampleRate: nil).record
+        #expect(record.leads.count == 12 && record.duration >= 9.9)
+        #expect(record.age == 70 && record.sex == .male)
+    }
+
+    @Test("the library: the aligner's condition is a unit vector of the U-Net's width; bad objectives and records are refused")
+    func library() throws {
+        let unified = try UnifiedModel(path: Self.model, options: ComputeOptions(threads: 1))
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 48
+        let plan = try unified.plan(objective: "An example of atrial fibrillation.", options: options)
+        let condition = try #require(plan.condition, "reply without generation tokens: \(plan.reply)")
+        #expect(condition.embedding.count == unified.generator.embeddingWidth)
+        let norm = condition.embedding.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+        #expect(abs(norm - 1) < 1e-3)
+        #expect(condition.heartRate != nil && condition.age != nil && condition.sex != nil, "\(plan.reply)")
+
+        #expect(throws: UniECGError.invalidArgument("the learning objective is empty")) {
+            try unified.plan(objective: "  \n", options: options)
+        }
+        // A record with the chest leads missing cannot be encoded: the error names them.
+        let full = try RecordFile.read(Self.examples.appendingPathComponent("rbbb.hea").path, sampleRate: nil).record
+        let limbOnly = try ECGRecord(leads: Array(full.leads.prefix(6)), signals: Array(full.signals.prefix(6)), sampleRate: full.sampleRate)
+        let m = try Measurements.measure(full)
+        do {
+            _ = try unified.explainInput(record: limbOnly, measurements: m)
+            Issue.record("a record without V1-V6 was accepted")
+        } catch {
+            #expect("\(error)".contains("V1, V2, V3, V4, V5, V6"), "\(error)")
+        }
+    }
+}
