@@ -55,6 +55,8 @@ struct ExplainCommand: ParsableCommand {
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
     }
 
+    private func emit(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+
     func run() throws {
         let read: WFDB.ReadResult, full: ECGRecord, measurements: Measurements
         do {
@@ -92,10 +94,11 @@ struct ExplainCommand: ParsableCommand {
         var summary: GenerationSummary?
         do {
             let input = try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
-            if !json { print("Explanation (UniECG teaching model):") }
+            // One writer for stdout: print() buffers, the streamed pieces must come after the heading.
+            if !json { emit("Explanation (UniECG teaching model):\n") }
             summary = try unified.language.generate(input: input, options: options) { piece in
                 text += piece
-                if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
+                if !json { emit(piece) }
             }
         } catch {
             Terminal.writeError("\nuniecg explain: \(error)\n")
@@ -114,9 +117,9 @@ struct ExplainCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("\n\nMeasurements the explanation rests on:")
-        print(MeasurementTable.render(measurements, record: full))
-        if !unified.modelDescription.isEmpty { print("Model: \(unified.modelDescription)") }
+        emit("\n\nMeasurements the explanation rests on:\n")
+        emit(MeasurementTable.render(measurements, record: full) + "\n")
+        if !unified.modelDescription.isEmpty { emit("Model: \(unified.modelDescription)\n") }
         if let summary {
             Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
         }
