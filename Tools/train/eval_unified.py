@@ -11,10 +11,11 @@ of the 17 conditions.
 
 Explain: the 10 s record at 500 Hz goes to `uniecg explain --json` (greedy). Scored:
   named     the impression names the record's condition (explain_text.named_condition)
-  no contradiction  every number the explanation states (other than the fixed thresholds of the
-            templates) appears in the evidence block the model was given, and the named condition
-            agrees with what the measurements show (explain_text.consistent): a text that names
-            a first-degree AV block next to a PR of 160 ms contradicts its table
+  no contradiction  every number the explanation states is the evidence block's value for the
+            quantity the sentence is about (explain_text.contradictions: "QRS 132 ms" next to
+            "QRS: 156 ms" is a contradiction even if 132 is the PR), and the named condition agrees
+            with what the measurements show (explain_text.consistent): a text that names a
+            first-degree AV block next to a PR of 160 ms contradicts its table
 Both are reported over all records and over the records whose measurements support their label
 (on the others even a perfect reader of the evidence block would disagree with the label).
 
@@ -41,21 +42,10 @@ import corpus  # noqa: E402
 import explain_text  # noqa: E402
 from ecgsim import CONDITIONS  # noqa: E402
 
-THRESHOLDS = {"60", "100", "200", "470", "30", "90", "0.1", "0.5", "1.0", "12", "10"}
-
-
-def numbers(text):
-    return re.findall(r"[-+]?\d+(?:\.\d+)?", text)
-
-
 def no_contradiction(expl, evidence, condition_said, values):
-    ev = {n.lstrip("+") for n in numbers(evidence)} | {n.lstrip("+-") for n in numbers(evidence)}
-    for n in numbers(expl):
-        bare = n.lstrip("+")
-        if bare in THRESHOLDS or bare.lstrip("-") in THRESHOLDS:
-            continue
-        if bare not in ev and bare.lstrip("-") not in ev:
-            return False, f"number {n} is not in the evidence"
+    wrong = explain_text.contradictions(expl, evidence)
+    if wrong:
+        return False, "; ".join(f"{why} ({sentence})" for sentence, why in wrong[:3])
     if condition_said is None:
         return False, "no impression"
     if not explain_text.consistent(condition_said, values):

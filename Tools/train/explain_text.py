@@ -207,3 +207,43 @@ def named_condition(text):
         if any(said == n.lower() for n in names):
             return c
     return None
+
+
+# Which evidence line a sentence's numbers must come from, by the first keyword it holds
+# (checked in this order: "QTc" before "QRS", "QRS voltage" before "QRS").
+_KINDS = [("QTc", "QTc:"), ("PR", "PR:"), ("variation", "RR variation:"), ("vary irregularly", "RR variation:"),
+          ("voltage", "QRS voltage:"), ("limb leads", "QRS voltage:"), ("depression", "ST "), ("elevation", "ST "),
+          ("raised", "ST "), ("QRS axis", "axis:"), ("xis", "axis:"), ("QRS", "QRS:"), ("premature", "premature beats:"), ("early", "premature beats:"),
+          ("ST", "ST "), ("bpm", "rate:"), ("/min", "rate:"), ("beats per minute", "rate:"), ("rate", "rate:")]
+_FIXED = {"60", "100", "200", "470", "30", "-30", "+90", "90", "0.1", "0.5", "1.0", "12", "10"}
+
+
+def contradictions(text, evidence):
+    """Statements of `text` whose numbers are not the evidence block's value for that quantity:
+    "QRS 132 ms" next to "QRS: 156 ms" is one, even if 132 is the PR. Returns a list of
+    (sentence, reason); empty means every stated number is the measured one."""
+    lines = evidence.split("\n")
+    found = []
+    for sentence in re.split(r"(?<=[.;])\s+", text):
+        # Numbers, not the digits of lead names (V1) or of "12-lead".
+        nums = [n for n in re.findall(r"(?<![A-Za-z\d.])[-+]?\d+(?:\.\d+)?(?!-lead)", sentence)
+                if n not in _FIXED and n.lstrip("+") not in _FIXED]
+        if not nums:
+            continue
+        kind = next((prefix for key, prefix in _KINDS if key in sentence), None)
+        if kind is None:
+            found.append((sentence, "numbers without a measured quantity"))
+            continue
+        source = " ".join(x for x in lines if x.startswith(kind))
+        if kind == "ST ":
+            # Each "LEAD +0.19 mV" must be that lead's value in an ST line.
+            for lead, value in re.findall(r"\b(I|II|III|aVR|aVL|aVF|V[1-6]) ([-+]\d\.\d\d) mV", sentence):
+                if f"{lead} {value}" not in source:
+                    found.append((sentence, f"ST {lead} {value} is not measured"))
+            continue
+        have = set(re.findall(r"[-+]?\d+(?:\.\d+)?", source))
+        have |= {h.lstrip("+") for h in have}
+        for n in nums:
+            if n not in have and n.lstrip("+") not in have:
+                found.append((sentence, f"{n} is not the measured {kind.rstrip(':')}"))
+    return found

@@ -73,7 +73,11 @@ def load_data(path):
 def train_tokenizer(data, out_dir):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Digits one by one: a number is then the same tokens wherever it stands ("rate: 156" and
+    # "(156 ms" would otherwise be " 156" and "15"+"6"), which is what lets a model this small
+    # copy the evidence block's numbers into its explanation exactly.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=LM["vocab"], special_tokens=SPECIAL, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
