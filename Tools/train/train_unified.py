@@ -51,7 +51,7 @@ SIGNAL = dict(seq_length=1024, lead_num=12, patch_size=32, width=128, layers=2, 
 SIGNAL_RATE = 102.4
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 TOKENS = SIGNAL["seq_length"] // SIGNAL["patch_size"] + 1
-LM = dict(vocab=1024, dim=256, layers=4, heads=4, kv_heads=2, ffn=704, context=320)
+LM = dict(vocab=1024, dim=256, layers=4, heads=4, kv_heads=2, ffn=704, context=448)
 ALIGNER = dict(tokens=K, input_dim=LM["dim"], hidden_dim=512, n_layers=2, output_dim=384, pooling="flatten",
                layer_norm=False, norm_eps=1e-5, normalize=True)
 
