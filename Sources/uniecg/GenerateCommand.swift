@@ -135,9 +135,11 @@ struct GenerateCommand: ParsableCommand {
             bar.finish()
             let title = "Synthetic ECG — seed \(summary.seed), \(summary.steps) \(summary.sampler.rawValue) steps, guidance \(summary.guidance)"
             for path in try RecordFile.writeAll(record, base: output, title: title) { print("wrote \(path)") }
-            // Best effort: a synthetic record may have no beats the detector accepts.
-            if let rate = (try? Measurements.measure(record))?.heartRate {
+            // Best effort: a synthetic record may have no beats the detector accepts. The
+            // measurements of the result let the teacher check it against the objective.
+            if let m = try? Measurements.measure(record), let rate = m.heartRate {
                 print(String(format: "measured heart rate: %.0f bpm", rate))
+                print("measured, as the evidence block reads it: " + Evidence.render(m).replacingOccurrences(of: "\n", with: "; "))
             } else {
                 print("measured heart rate: not measurable")
             }
