@@ -99,4 +99,27 @@ import Testing
             #expect("\(error)".contains("V1, V2, V3, V4, V5, V6"), "\(error)")
         }
     }
+
+    /// Tests/Fixtures/bundled/tokenizer_cases.jsonl: ids from Hugging Face `tokenizers` on the
+    /// tokenizer.json the model was trained with (Tools/train/make_tokenizer_cases.py).
+    @Test("the model file's tokenizer gives Hugging Face's ids on evidence blocks, explanations, objectives and prompts")
+    func tokenizer() throws {
+        let file = try ModelFile(path: Self.model)
+        let tokenizer = try Tokenizer(file: file)
+        let lines = try String(contentsOf: Fixtures.url("bundled/tokenizer_cases.jsonl"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count > 150)
+        var mismatches = 0
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let text = try #require(object["text"] as? String)
+            let expected = try #require(object["ids"] as? [Int]).map(Int32.init)
+            let got = text.isEmpty ? [] : try tokenizer.encode(text, addSpecial: false, parseSpecial: true)
+            if got != expected {
+                mismatches += 1
+                Issue.record("\(text.debugDescription): \(got) vs Hugging Face \(expected)")
+            }
+        }
+        #expect(mismatches == 0)
+    }
 }
