@@ -192,11 +192,11 @@ public final class UnifiedModel: @unchecked Sendable {
 
     /// Streams the explanation of a record (measure it first: the evidence block is part of the
     /// prompt, and the caller shows the same measurements as the table the text cites).
-    public func explain(record: ECGRecord, measurements: Measurements, question: String? = nil,
+    public func explain(record: ECGRecord, measurements: Measurements, question: String? = nil, image: RGBImage? = nil,
                         options: GenerationOptions = GenerationOptions()) throws(UniECGError)
         -> AsyncThrowingStream<GenerationEvent, any Error>
     {
-        let input = try explainInput(record: record, measurements: measurements, question: question)
+        let input = try explainInput(record: record, measurements: measurements, question: question, image: image)
         return language.generate(input: input, options: options)
     }
 

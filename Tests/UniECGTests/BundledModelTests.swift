@@ -137,6 +137,34 @@ import Testing
         } catch {
             #expect("\(error)".contains("V1, V2, V3, V4, V5, V6"), "\(error)")
         }
+        // This model has no image tower: a photo is refused with a message, not ignored.
+        let photo = try RGBImage(width: 64, height: 64, pixels: [UInt8](repeating: 200, count: 64 * 64 * 3))
+        do {
+            _ = try unified.explainInput(record: full, measurements: m, image: photo)
+            Issue.record("a photo was accepted by a model without an image encoder")
+        } catch {
+            #expect("\(error)".contains("has no image encoder"), "\(error)")
+        }
+    }
+
+    @Test("the explain stream yields the text, then a summary that ends at the end-of-turn token")
+    func explainStream() async throws {
+        let unified = try UnifiedModel(path: Self.model, options: ComputeOptions(threads: 1))
+        let record = try RecordFile.read(Self.examples.appendingPathComponent("atrial_fibrillation.hea").path, sampleRate: nil).record
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 200
+        var text = ""
+        var summary: GenerationSummary?
+        for try await event in try unified.explain(record: record, measurements: try Measurements.measure(record), options: options) {
+            switch event {
+            case .text(let piece): text += piece
+            case .finished(let s): summary = s
+            }
+        }
+        #expect(text.contains("atrial fibrillation"), "\(text)")
+        #expect(summary?.stopReason == .endOfSequence)
+        #expect((summary?.promptTokens ?? 0) > unified.signalEncoder.tokens)
     }
 
     /// Tests/Fixtures/bundled/tokenizer_cases.jsonl: ids from Hugging Face `tokenizers` on the
