@@ -67,6 +67,7 @@ struct ExplainCommand: ParsableCommand {
             Terminal.writeError("uniecg explain: \(record): \(error)\n")
             throw ExitCode.failure
         }
+        if !json { for warning in read.warnings { Terminal.writeError("warning: \(warning)\n") } }
         let unified: UnifiedModel
         do {
             unified = try UnifiedModel(path: model, options: ComputeOptions(threads: threads))

@@ -91,6 +91,24 @@ import Testing
         #expect(plain.stdout.contains("heart rate") && plain.stdout.contains(UniECGVersion.notice))
     }
 
+    @Test("uniecg explain refuses a missing record, a record too short to measure and a missing model, naming each")
+    func explainBadInput() throws {
+        let tool = try Fixtures.executable("uniecg")
+        let dir = try Fixtures.temporaryDirectory()
+        let missing = try Fixtures.run(tool, ["explain", dir.path("nothing.hea"), "--model", Self.model])
+        #expect(missing.status != 0 && missing.stderr.contains("nothing.hea"), "\(missing.stderr)")
+        // One second of a real example: measurements need two.
+        let full = try RecordFile.read(Self.examples.appendingPathComponent("rbbb.hea").path, sampleRate: nil).record
+        let short = try ECGRecord(leads: full.leads, signals: full.signals.map { Array($0.prefix(500)) }, sampleRate: full.sampleRate)
+        _ = try RecordFile.writeAll(short, base: dir.path("short"), title: "short")
+        let tooShort = try Fixtures.run(tool, ["explain", dir.path("short.hea"), "--model", Self.model])
+        #expect(tooShort.status != 0 && tooShort.stderr.contains("at least 2 s"), "\(tooShort.stderr)")
+        let noModel = try Fixtures.run(tool, ["explain", Self.examples.appendingPathComponent("rbbb.hea").path, "--model", dir.path("none.uecg")])
+        #expect(noModel.status != 0 && noModel.stderr.contains("none.uecg"), "\(noModel.stderr)")
+        let empty = try Fixtures.run(tool, ["generate", "   ", "--model", Self.model, "-o", dir.path("x")])
+        #expect(empty.status != 0 && empty.stderr.contains("empty"), "\(empty.stderr)")
+    }
+
     @Test("uniecg generate OBJECTIVE: the language model's generation tokens condition the U-Net; WFDB, CSV and SVG are written")
     func generate() throws {
         let tool = try Fixtures.executable("uniecg")
