@@ -107,12 +107,8 @@ struct ExplainCommand: ParsableCommand {
         }
         let warnings = read.warnings + measurements.warnings
         if json {
-            let findings = measurements.findings.map { f -> [String: Any] in
-                ["name": f.name, "value": f.value, "unit": f.unit, "confidence": f.confidence,
-                 "leads": f.leads.map(\.rawValue), "beats": f.beats, "method": f.method]
-            }
             let root: [String: Any] = ["record": record, "explanation": text.trimmingCharacters(in: .whitespacesAndNewlines),
-                                       "evidence": Evidence.render(measurements), "findings": findings,
+                                       "evidence": Evidence.render(measurements), "findings": measurements.findings.map(\.jsonObject),
                                        "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))

@@ -80,11 +80,15 @@ struct MeasureCommand: ParsableCommand {
     }
 
     private func jsonObject(_ path: String, read: WFDB.ReadResult, m: Measurements) -> [String: Any] {
-        let findings = m.findings.map { f -> [String: Any] in
-            ["name": f.name, "value": f.value, "unit": f.unit, "confidence": f.confidence,
-             "leads": f.leads.map(\.rawValue), "beats": f.beats, "method": f.method]
-        }
-        return ["record": path, "r_peaks": m.rPeaks, "findings": findings, "evidence": Evidence.render(m),
+        return ["record": path, "r_peaks": m.rPeaks, "findings": m.findings.map(\.jsonObject), "evidence": Evidence.render(m),
                 "warnings": read.warnings + m.warnings, "notice": UniECGVersion.notice]
+    }
+}
+
+extension Finding {
+    /// One finding as the commands' --json output writes it (measure and explain alike).
+    var jsonObject: [String: Any] {
+        ["name": name, "value": value, "unit": unit, "confidence": confidence,
+         "leads": leads.map(\.rawValue), "beats": beats, "method": method]
     }
 }
