@@ -111,14 +111,30 @@ extension LanguageModel {
     public func generate(prompt: String, options: GenerationOptions = GenerationOptions())
         -> AsyncThrowingStream<GenerationEvent, any Error>
     {
+        stream { [self] onText in try generate(prompt: prompt, options: options, onText: onText) }
+    }
+
+    /// Streams the continuation of a prepared prompt (see `generate(input:options:group:onGroup:onText:)`).
+    public func generate(input: PromptInput, options: GenerationOptions = GenerationOptions())
+        -> AsyncThrowingStream<GenerationEvent, any Error>
+    {
+        stream { [self] onText in try generate(input: input, options: options, onText: onText) }
+    }
+
+    /// Runs a synchronous generation on its own thread and turns it into a stream: text pieces,
+    /// then the summary unless it was cancelled; cancelling the consuming task (or dropping the
+    /// stream) sets the flag the decoder polls.
+    private func stream(_ run: @escaping @Sendable (_ onText: (String) -> Void) throws -> GenerationSummary)
+        -> AsyncThrowingStream<GenerationEvent, any Error>
+    {
         AsyncThrowingStream { continuation in
             let flag = cancelFlag
             continuation.onTermination = { termination in
                 if case .cancelled = termination { flag.set() }
             }
-            let thread = Thread { [self] in
+            let thread = Thread {
                 do {
-                    let summary = try generate(prompt: prompt, options: options) { continuation.yield(.text($0)) }
+                    let summary = try run { continuation.yield(.text($0)) }
                     if summary.stopReason != .cancelled { continuation.yield(.finished(summary)) }
                     continuation.finish()
                 } catch {

@@ -224,28 +224,3 @@ public final class UnifiedModel: @unchecked Sendable {
                     summary: summary)
     }
 }
-
-extension LanguageModel {
-    /// Streams the continuation of a prepared prompt (see `generate(input:options:group:onGroup:onText:)`).
-    public func generate(input: PromptInput, options: GenerationOptions = GenerationOptions())
-        -> AsyncThrowingStream<GenerationEvent, any Error>
-    {
-        AsyncThrowingStream { continuation in
-            let flag = cancelFlag
-            continuation.onTermination = { termination in
-                if case .cancelled = termination { flag.set() }
-            }
-            let thread = Thread { [self] in
-                do {
-                    let summary = try generate(input: input, options: options) { continuation.yield(.text($0)) }
-                    if summary.stopReason != .cancelled { continuation.yield(.finished(summary)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-    }
-}
