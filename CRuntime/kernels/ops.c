@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 uniecg_status uniecg__activations_init(uniecg__activations *a, int64_t tokens, int64_t cols) {
     int64_t padded = (cols + UNIECG_Q8_GROUP - 1) / UNIECG_Q8_GROUP * UNIECG_Q8_GROUP;
@@ -28,6 +29,16 @@ uniecg_status uniecg__weight_find(const uniecg_model_file *file, const char *nam
     if (s) return s;
     *out = (uniecg__weight){.data = t.data, .dtype = t.dtype, .rows = rows, .cols = cols};
     return UNIECG_OK;
+}
+
+int64_t uniecg__meta_index(const uniecg_model_file *file, const char *key) {
+    uniecg_file_summary summary;
+    uniecg_model_file_summary(file, &summary);
+    for (uint32_t i = 0; i < summary.metadata_count; i++) {
+        uniecg_meta_entry e;
+        if (uniecg_model_file_meta_at(file, i, &e) == UNIECG_OK && strcmp(e.key, key) == 0) return i;
+    }
+    return -1;
 }
 
 uniecg_status uniecg__vector_find(const uniecg_model_file *file, const char *name, int64_t n, const float **out,

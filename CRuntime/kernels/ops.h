@@ -28,6 +28,10 @@ uniecg_status uniecg__weight_find(const uniecg_model_file *file, const char *nam
 uniecg_status uniecg__vector_find(const uniecg_model_file *file, const char *name, int64_t n, const float **out,
                                   uniecg_error *error);
 
+/* The index of metadata `key` (to read its string-array items with uniecg_model_file_meta_string_at),
+ * or -1 when the file has no such key. */
+int64_t uniecg__meta_index(const uniecg_model_file *file, const char *key);
+
 /* y (n, rows) = x (n, cols) @ W^T, split over the pool by rows. */
 void uniecg__linear(const uniecg_kernels *kernels, uniecg_thread_pool *pool, uniecg__activations *act,
                     const uniecg__weight *w, const float *x, int64_t n, float *y);

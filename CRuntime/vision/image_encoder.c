@@ -93,17 +93,6 @@ static uniecg_status block_vector(const uniecg_model_file *file, int32_t layer, 
     return uniecg__vector_find(file, name, n, out, error);
 }
 
-/* The index of metadata `key` (for its string-array items), or -1. */
-static int64_t meta_index(const uniecg_model_file *file, const char *key) {
-    uniecg_file_summary summary;
-    uniecg_model_file_summary(file, &summary);
-    for (uint32_t i = 0; i < summary.metadata_count; i++) {
-        uniecg_meta_entry e;
-        if (uniecg_model_file_meta_at(file, i, &e) == UNIECG_OK && strcmp(e.key, key) == 0) return i;
-    }
-    return -1;
-}
-
 /* image.mean / image.std: three finite f64 values (std also > 0). The encoder only reports
  * them; they are here so a caller can prepare an image from the file alone. */
 static uniecg_status load_channel_stats(const uniecg_model_file *file, const char *key, bool positive, double *out,
@@ -171,7 +160,7 @@ static uniecg_status load_projector_shape(const uniecg_model_file *file, uniecg_
                             "metadata 'image.projector.activations' has %llu entries, %d layers need %d (one between "
                             "each pair)",
                             (unsigned long long)acts.count, enc->n_proj, enc->n_proj - 1);
-    int64_t index = meta_index(file, "image.projector.activations");
+    int64_t index = uniecg__meta_index(file, "image.projector.activations");
     for (int32_t j = 0; j + 1 < enc->n_proj; j++) {
         const char *name;
         uint64_t length;

@@ -96,17 +96,6 @@ static uniecg_status block_vector(const uniecg_model_file *file, int32_t layer, 
     return uniecg__vector_find(file, name, n, out, error);
 }
 
-/* The index of metadata `key` (for its string-array items), or -1. */
-static int64_t meta_index(const uniecg_model_file *file, const char *key) {
-    uniecg_file_summary summary;
-    uniecg_model_file_summary(file, &summary);
-    for (uint32_t i = 0; i < summary.metadata_count; i++) {
-        uniecg_meta_entry e;
-        if (uniecg_model_file_meta_at(file, i, &e) == UNIECG_OK && strcmp(e.key, key) == 0) return i;
-    }
-    return -1;
-}
-
 static uniecg_status load_leads(const uniecg_model_file *file, uniecg_signal_encoder *enc, uniecg_error *error) {
     uniecg_meta_entry e;
     if (uniecg_model_file_meta_find(file, "signal.leads", &e) != UNIECG_OK)
@@ -116,7 +105,7 @@ static uniecg_status load_leads(const uniecg_model_file *file, uniecg_signal_enc
     if (e.count < 1 || e.count > MAX_LEADS)
         return uniecg__fail(error, UNIECG_ERR_LIMIT, "metadata 'signal.leads' names %llu leads (1..%d)",
                             (unsigned long long)e.count, MAX_LEADS);
-    int64_t index = meta_index(file, "signal.leads");
+    int64_t index = uniecg__meta_index(file, "signal.leads");
     for (uint64_t i = 0; i < e.count; i++) {
         const char *name;
         uint64_t length;
@@ -170,7 +159,7 @@ static uniecg_status load_projector_shape(const uniecg_model_file *file, uniecg_
                             "metadata 'signal.projector.activations' has %llu entries, %d layers need %d (one between "
                             "each pair)",
                             (unsigned long long)acts.count, enc->n_proj, enc->n_proj - 1);
-    int64_t index = meta_index(file, "signal.projector.activations");
+    int64_t index = uniecg__meta_index(file, "signal.projector.activations");
     for (int32_t j = 0; j + 1 < enc->n_proj; j++) {
         const char *name;
         uint64_t length;
