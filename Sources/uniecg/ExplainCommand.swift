@@ -9,8 +9,11 @@ struct ExplainCommand: ParsableCommand {
         discussion: """
             The record is measured (rate, rhythm, intervals, axis, voltage, ST); the measurements
             go into the prompt as an evidence block next to the encoded signal, and the model's
-            explanation is streamed. Then the measurement table is printed, with the evidence
-            each value rests on. \(UniECGVersion.notice)
+            explanation is streamed sentence by sentence. A sentence that states a number the
+            evidence block does not hold for that quantity is left out and marked (--json keeps
+            the model's whole text in model_text and lists what was left out). Then the
+            measurement table is printed, with the evidence each value rests on.
+            \(UniECGVersion.notice)
 
             Examples:
               uniecg explain Tests/Fixtures/examples/atrial_fibrillation.hea
@@ -43,7 +46,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Print one JSON object (explanation, measurements, evidence, notice) instead of text.")
+    @Flag(help: "Print one JSON object (explanation, model_text, left_out, findings, evidence, notice) instead of text.")
     var json = false
 
     @Option(help: "Worker threads (0 = physical cores).")
@@ -56,6 +59,12 @@ struct ExplainCommand: ParsableCommand {
     }
 
     private func emit(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+
+    /// What stands in the text for a sentence left out, keeping the white space that followed it.
+    static func leftOutNote(_ s: CheckedExplanation.Sentence) -> String {
+        let space = String(s.text.reversed().prefix { $0.isWhitespace }.reversed())
+        return "[left out: a sentence whose numbers disagree with the measurements (\(s.disagreements.joined(separator: "; ")))]" + space
+    }
 
     func run() throws {
         let read: WFDB.ReadResult, full: ECGRecord, measurements: Measurements
@@ -91,23 +100,35 @@ struct ExplainCommand: ParsableCommand {
         if temperature > 0 { options.sampling.temperature = temperature }
         options.sampling.seed = seed
 
-        var text = ""
+        // The text streams sentence by sentence: each is checked against the evidence block
+        // first, and one that states a number the measurements do not hold is left out, visibly.
+        var checked = CheckedExplanation(evidence: Evidence.render(measurements))
+        let show = { (sentences: [CheckedExplanation.Sentence]) in
+            guard !json else { return }
+            for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s)) }
+        }
         var summary: GenerationSummary?
         do {
             let input = try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
             // One writer for stdout: print() buffers, the streamed pieces must come after the heading.
             if !json { emit("Explanation (UniECG teaching model):\n") }
             summary = try unified.language.generate(input: input, options: options) { piece in
-                text += piece
-                if !json { emit(piece) }
+                show(checked.add(piece))
             }
+            show(checked.finish())
         } catch {
             Terminal.writeError("\nuniecg explain: \(error)\n")
             throw ExitCode.failure
         }
         let warnings = read.warnings + measurements.warnings
         if json {
-            let root: [String: Any] = ["record": record, "explanation": text.trimmingCharacters(in: .whitespacesAndNewlines),
+            let leftOut = checked.sentences.filter { !$0.grounded }.map { s -> [String: Any] in
+                ["sentence": s.text.trimmingCharacters(in: .whitespacesAndNewlines), "disagreements": s.disagreements]
+            }
+            let root: [String: Any] = ["record": record,
+                                       "explanation": checked.groundedText.trimmingCharacters(in: .whitespacesAndNewlines),
+                                       "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
+                                       "left_out": leftOut,
                                        "evidence": Evidence.render(measurements), "findings": measurements.findings.map(\.jsonObject),
                                        "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])

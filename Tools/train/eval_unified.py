@@ -15,7 +15,10 @@ Explain: the 10 s record at 500 Hz goes to `uniecg explain --json` (greedy). Sco
             quantity the sentence is about (explain_text.contradictions: "QRS 132 ms" next to
             "QRS: 156 ms" is a contradiction even if 132 is the PR), and the named condition agrees
             with what the measurements show (explain_text.consistent): a text that names a
-            first-degree AV block next to a PR of 160 ms contradicts its table
+            first-degree AV block next to a PR of 160 ms contradicts its table. Scored twice: on
+            the model's whole text (`model_text`) and on the text `uniecg explain` shows, from
+            which the runtime's evidence check (EvidenceCheck.swift, the same number rules) has
+            left out the sentences whose numbers disagree with the evidence
 Both are reported over all records and over the records whose measurements support their label
 (on the others even a perfect reader of the evidence block would disagree with the label).
 
@@ -85,10 +88,13 @@ def main():
                 else:
                     out = json.loads(r.stdout)
                     values = explain_text.measured_values(out["findings"])
-                    said = explain_text.named_condition(out["explanation"])
-                    ok, why = no_contradiction(out["explanation"], out["evidence"], said, values)
+                    said = explain_text.named_condition(out["model_text"])
+                    ok, why = no_contradiction(out["model_text"], out["evidence"], said, values)
+                    said_shown = explain_text.named_condition(out["explanation"])
+                    ok_shown, why_shown = no_contradiction(out["explanation"], out["evidence"], said_shown, values)
                     row.update(named=said == cond, said=said, supported=explain_text.consistent(cond, values),
-                               no_contradiction=ok, why=why)
+                               no_contradiction=ok, why=why, no_contradiction_shown=ok_shown, why_shown=why_shown,
+                               left_out=len(out["left_out"]))
                     if shown < args.show:
                         print(f"--- {cond} (record {i})\n{out['evidence']}\n>>> {out['explanation']}\n", flush=True)
                         shown += 1
@@ -117,7 +123,8 @@ def main():
                 rows.append(row)
             done = [x for x in rows if x["condition"] == cond]
             print(f"{cond:24s} named {np.mean([x.get('named', False) for x in done]):.2f}  "
-                  f"no-contradiction {np.mean([x.get('no_contradiction', False) for x in done]):.2f}  "
+                  f"no-contradiction {np.mean([x.get('no_contradiction', False) for x in done]):.2f} "
+                  f"(shown {np.mean([x.get('no_contradiction_shown', False) for x in done]):.2f})  "
                   f"rate<=10% {np.mean([x.get('rate_ok', False) for x in done if x['asks_rate']] or [np.nan]):.2f} "
                   f"(of {sum(x['asks_rate'] for x in done)})  rhythm {np.mean([x.get('rhythm_ok', False) for x in done]):.2f}  "
                   f"[{time.time() - t0:.0f} s]", flush=True)
@@ -130,6 +137,8 @@ def main():
         "records": len(rows),
         "named_all": share("named", rows), "named_supported": share("named", supported),
         "no_contradiction_all": share("no_contradiction", rows),
+        "no_contradiction_shown": share("no_contradiction_shown", rows),
+        "sentences_left_out": int(sum(x.get("left_out", 0) for x in rows)),
         "rate_within_10pct": share("rate_ok", [x for x in rows if x["asks_rate"]]),
         "rhythm_recognised": share("rhythm_ok", rows),
         "seconds": round(time.time() - t0, 1),

@@ -226,7 +226,7 @@ def contradictions(text, evidence):
     found = []
     for sentence in re.split(r"(?<=[.;])\s+", text):
         # Numbers, not the digits of lead names (V1) or of "12-lead".
-        nums = [n for n in re.findall(r"(?<![A-Za-z\d.])[-+]?\d+(?:\.\d+)?(?!-lead)", sentence)
+        nums = [n for n in re.findall(r"(?<![A-Za-z\d.])[-+]?\d+(?:\.\d+)?(?!\d|-lead)", sentence)
                 if n not in _FIXED and n.lstrip("+") not in _FIXED]
         if not nums:
             continue
