@@ -11,11 +11,13 @@ import Testing
 ///
 /// The truth and `Measurements` define the intervals differently: the simulator takes wave edges
 /// where the spatial magnitude of the noiseless template reaches 5 % of its peak; we use spatial
-/// velocity at 10 % (QRS, reads ~10-16 ms longer), the P deflection's 5 % point in lead II (PR)
-/// and T-slope flattening on one lead (QT), all on the noisy median beat. The bars leave room
-/// for that systematic offset:
+/// velocity (QRS onset 10 %, offset 20 %), the P deflection's 5 % point in lead II (PR) and
+/// T-slope flattening on one lead (QT), all on the noisy median beat. Those thresholds were set
+/// on 170 full corpus records (Tools/train/eval_measurements.py), not on these ten. The bars:
 /// - every record: rate within 2 bpm, axis within 15°;
-/// - sinus records: P present, PR within 25 ms, QRS within 20 ms (narrow QRS), QT within 30 ms;
+/// - sinus records: P present, QRS within 12 ms (narrow QRS), QT within 12 ms (issue 6's bar);
+///   PR within 25 ms: the P onset of the low-voltage record (P of 0.02 mV in II) reads 22 ms late
+///   here, on the 170 records 88 % are within 12 ms (mean -5 ms);
 /// - atrial flutter: P absent, no PR; the QT is reported but marked uncertain (confidence ≤ 0.3
 ///   and a warning), because the F waves run through the T wave — on these records it happens to
 ///   be within 40 ms too, which is not required;
@@ -72,10 +74,10 @@ import Testing
             }
             let qrs = try #require(m.qrs)
             if truth.qrs_ms < 120 {
-                #expect(abs(qrs - truth.qrs_ms) <= 20, "\(name): QRS \(qrs), truth \(truth.qrs_ms)")
+                #expect(abs(qrs - truth.qrs_ms) <= 12, "\(name): QRS \(qrs), truth \(truth.qrs_ms)")
             }
             if let qt = m.qt {
-                #expect(abs(qt - truth.qt_ms) <= 30, "\(name): QT \(qt), truth \(truth.qt_ms)")
+                #expect(abs(qt - truth.qt_ms) <= 12, "\(name): QT \(qt), truth \(truth.qt_ms)")
             } else {
                 Issue.record("\(name): no QT")
             }

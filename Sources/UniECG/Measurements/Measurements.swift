@@ -65,8 +65,9 @@ extension Measurements {
     /// 3. Rate and rhythm from RR intervals: heart rate 60000 / mean RR; irregular when the
     ///    coefficient of variation of RR exceeds 0.10.
     /// 4. A median beat per lead (450 ms before to 650 ms after R) of every beat with a full window.
-    /// 5. QRS onset and offset where the spatial velocity (sum over leads of |slope|) of the median
-    ///    beats stays below 10 % of its peak for 10 ms; QRS = offset − onset.
+    /// 5. QRS onset where the spatial velocity (sum over leads of |slope|) of the median beats
+    ///    stays below 10 % of its peak for 10 ms before it, offset where it stays below 20 % for
+    ///    30 ms after it; QRS = offset − onset.
     /// 6. P wave: present when lead II's (or V1's) median beat holds a deflection between 400 ms (or
     ///    the previous T end; without a T end, the end of a QTc-440 ms T) and 60 ms before QRS onset,
     ///    measured from a line joining the window start and the PR segment, larger than 4 % of that
@@ -77,7 +78,7 @@ extension Measurements {
     /// 7. T end on the lead with the largest T wave (II, V2, V3 or V5), on a 20 ms moving average of
     ///    the median beat: after the T wave's steepest return toward the baseline (the descent ends
     ///    where the signal turns back by more than 3 % of the T amplitude), the first point where
-    ///    its slope has flattened to 15 % of that steepest slope; the window ends at 0.8 median RR.
+    ///    its slope has flattened to 25 % of that steepest slope; the window ends at 0.8 median RR.
     ///    QT = T end − QRS onset; QTc by Bazett (QT/√RR) and Fridericia (QT/∛RR), RR in seconds.
     ///    Without a P wave (AF, flutter) QT and QTc get a confidence of at most 0.3 and a warning.
     /// 8. Frontal axis = atan2(net QRS area in aVF, net QRS area in I).
@@ -165,16 +166,29 @@ extension Measurements {
         for lead in median { for k in 0..<velocity.count { velocity[k] += abs(lead[k + 1] - lead[k]) } }
         let around = max(0, pre - Int(0.08 * rate))..<min(velocity.count, pre + Int(0.08 * rate))
         let vmax = around.map { velocity[$0] }.max() ?? 0
-        let threshold = 0.10 * vmax, hold = max(1, Int(0.010 * rate))
+        // Onset: below 10 % for 10 ms, low enough to keep a small q wave. Offset: below 20 % for
+        // 30 ms; at 10 % the QRS read ~11 ms longer than the simulator's wave edges on every
+        // condition (the 40 Hz low-pass spreads the end), and the 30 ms hold keeps the slurred
+        // terminal R' of right bundle branch block, which a 20 % threshold held 10 ms cut by
+        // ~50 ms (Tools/train/eval_measurements.py: within 12 ms of the truth on 99 % of 170
+        // records instead of 80 %).
+        let onsetThreshold = 0.10 * vmax, onsetHold = max(1, Int(0.010 * rate))
+        let offsetThreshold = 0.20 * vmax, offsetHold = max(1, Int(0.030 * rate))
         var onset = around.lowerBound, offset = around.upperBound - 1
         var k = pre
-        while k > hold { if (k - hold..<k).allSatisfy({ velocity[$0] < threshold }) { onset = k; break }; k -= 1 }
+        while k > onsetHold {
+            if (k - onsetHold..<k).allSatisfy({ velocity[$0] < onsetThreshold }) { onset = k; break }
+            k -= 1
+        }
         k = pre
-        while k + hold < velocity.count { if (k..<k + hold).allSatisfy({ velocity[$0] < threshold }) { offset = k; break }; k += 1 }
+        while k + offsetHold < velocity.count {
+            if (k..<k + offsetHold).allSatisfy({ velocity[$0] < offsetThreshold }) { offset = k; break }
+            k += 1
+        }
         let qrs = ms(Double(offset - onset))
         result.qrs = qrs
         result.findings.append(Finding(name: "QRS duration", value: qrs, unit: "ms", confidence: beatConfidence, leads: record.leads,
-                                       beats: windowBeats, method: "spatial velocity of the median beat, 10 % threshold"))
+                                       beats: windowBeats, method: "spatial velocity of the median beat: onset 10 %, offset 20 % of its peak"))
 
         // Baselines: the PR segment of every lead.
         let prSegment = max(0, onset - Int(0.040 * rate))..<max(1, onset - Int(0.010 * rate))
@@ -228,7 +242,7 @@ extension Measurements {
                     result.qt = qt
                     result.qtcBazett = qt / rrSeconds.squareRoot()
                     result.qtcFridericia = qt / pow(rrSeconds, 1.0 / 3.0)
-                    let method = "T-wave slope flattening (5 %) on \(record.leads[t].rawValue)'s median beat"
+                    let method = "T-wave slope flattening (25 %) on \(record.leads[t].rawValue)'s median beat"
                     result.findings.append(Finding(name: "QT interval", value: qt, unit: "ms", confidence: beatConfidence, leads: [record.leads[t]], beats: windowBeats, method: method))
                     result.findings.append(Finding(name: "QTc (Bazett)", value: result.qtcBazett!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / sqrt(RR)"))
                     result.findings.append(Finding(name: "QTc (Fridericia)", value: result.qtcFridericia!, unit: "ms", confidence: beatConfidence * rateConfidence, leads: [record.leads[t]], beats: windowBeats, method: "QT / cbrt(RR)"))
@@ -370,7 +384,11 @@ extension Measurements {
     /// the wave is at ~1 % of its amplitude; 15 % is reached at ~2.5 σ, where the wave is at ~5 %
     /// of its amplitude, the usual amplitude-threshold definition of T end (and the simulator's):
     /// with 5 % QT read 10-35 ms long on the simulated records (LBBB +31 ms, long QT +21 ms).
-    static let tFlattening = 0.15
+    /// 25 %: on 170 corpus records (Tools/train/eval_measurements.py) 15 % left the QT 7.5 ms long
+    /// on average and within 12 ms of the truth on 53 %; 25 % gives -0.3 ms and 93 %, and the
+    /// raised-cosine T waves of MeasurementTests stay within 12 ms (35 % ended a flutter record's T
+    /// wave early enough that an F wave was taken for a P wave).
+    static let tFlattening = 0.25
     /// P onset: where the P deflection has fallen to this share of its height above the TP level
     /// (the usual 5 % amplitude threshold; with 10 % PR read 10-28 ms short on simulated records).
     static let pOnsetFraction = 0.05
