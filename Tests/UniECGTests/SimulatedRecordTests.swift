@@ -5,7 +5,7 @@ import Testing
 /// Measurements on simulated 12-lead records with exact ground truth (Tests/Fixtures/simulated,
 /// written by Tools/reference/make_simulated_fixtures.py from the project's simulator
 /// Tools/train/ecgsim; synthetic, light noise, 3.1 s excerpts at 500 Hz so that the ten records stay
-/// under 1.5 MB). The records are the draws on which `uniecg measure` was found wrong (PR 254 ms
+/// under 1.5 MB; a 3.6 s PVC record makes 1.6 MB). The records are the draws on which `uniecg measure` was found wrong (PR 254 ms
 /// for 120 with right axis deviation, no P wave in low voltage, flutter waves taken for the T end,
 /// QT 273 ms for 332 in RBBB), plus normal and interval conditions.
 ///
@@ -33,6 +33,8 @@ import Testing
         let axis_deg: Double
         let p_waves: Bool
         let rhythm: String
+        let r_peaks: [Int]
+        let beat_types: String
     }
 
     static let names = ["normal_sinus", "sinus_tachycardia", "first_degree_av_block", "long_qt", "right_axis_deviation",
@@ -116,6 +118,23 @@ import Testing
         if truth.condition == "rbbb" { #expect(v1 > 0, "\(name): V1 terminal area \(v1)") }
         if truth.condition == "lbbb" { #expect(v1 < 0, "\(name): V1 terminal area \(v1)") }
         #expect(m.prematureBeats.isEmpty, "\(name): premature beats \(m.prematureBeats) in a regular record")
+    }
+
+    /// The PVC record (beats N N V N N): the premature complex, and only it, is counted, at the
+    /// simulator's R peak of the V beat; the regular records above count none.
+    @Test("a premature ventricular complex with its compensatory pause is counted where it is")
+    func prematureBeat() throws {
+        let (record, truth) = try Self.load("pvc")
+        let m = try Measurements.measure(record)
+        let ventricular = truth.beat_types.enumerated().filter { $0.element == "V" }.map { truth.r_peaks[$0.offset] }
+        #expect(ventricular.count == 1)
+        #expect(m.prematureBeats.count == 1, "premature beats \(m.prematureBeats), R peaks \(m.rPeaks)")
+        for index in m.prematureBeats {
+            let at = m.rPeaks[index]
+            #expect(abs(at - ventricular[0]) <= 25, "premature beat at sample \(at), the PVC's R peak at \(ventricular[0])")
+        }
+        #expect(Evidence.render(m).contains("premature beats: 1"))
+        #expect(m.irregular == true)
     }
 
     /// The evidence block is what the language model reads: every line must carry the same

@@ -19,7 +19,7 @@ Output per record in Tests/Fixtures/simulated/:
 
 Size: 12 leads x 500 Hz as text is ~85 bytes per sample row, so the excerpt length is what keeps
 the fixtures small (1.5 MB budget for all records): 5 s would take 2.3 MB for the ten records,
-SECONDS = 3.1 takes 1.46 MB. The full 10 s are one command away (--seconds 10 --out /tmp/sim).
+SECONDS = 3.1 takes 1.46 MB (1.62 MB with the 3.6 s PVC record). The full 10 s are one command away (--seconds 10 --out /tmp/sim).
 
     /opt/uniecg-venv/bin/python Tools/reference/make_simulated_fixtures.py [--out DIR] [--seconds 3.1]
 """
@@ -55,6 +55,10 @@ RECORDS = [
     ("lbbb", "lbbb", None, 0.0),
     ("atrial_flutter", "atrial_flutter", None, 2.0),
     ("atrial_flutter_b", "atrial_flutter", [20261125, 8], 0.0),
+    # Premature ventricular complexes: the first draw of the check's seed whose first seconds hold
+    # a PVC with a normal beat on each side (beats N N V N N in 3.6 s; 3.1 s would end on the
+    # compensatory pause's closing beat, too close to the edge to be counted).
+    ("pvc", "pvc", [SEED, 999, 10, 9], 0.0, 3.6),
 ]
 
 
@@ -70,11 +74,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "Tests", "Fixtures", "simulated"))
     ap.add_argument("--seconds", type=float, default=3.1)
     args = ap.parse_args()
-    n = int(round(args.seconds * FS))
     os.makedirs(args.out, exist_ok=True)
     total = 0
-    for name, cond, seed, start in RECORDS:
+    for name, cond, seed, start, *seconds in RECORDS:
         seed = seed or [SEED, 999, CONDITIONS.index(cond)]
+        n = int(round((seconds[0] if seconds else args.seconds) * FS))
         rec = simulate(cond, rng=np.random.default_rng(seed), noise="light")
         i0 = int(round(start * FS))
         sig, t = rec["signal"][:, i0:i0 + n], rec["truth"]
