@@ -272,6 +272,42 @@ public final class ECGGenerator: @unchecked Sendable {
         try run(condition: condition, options: options, flag: CancelFlag(), onStep: onStep)
     }
 
+    /// One sample of a best-of-N generation, as the measurement code read it.
+    public struct Candidate: Sendable {
+        public var seed: UInt64
+        /// The measured heart rate; nil when no beats could be measured.
+        public var measuredRate: Double?
+    }
+
+    /// Draws `candidates` samples (seeds `options.seed`, `options.seed + 1`, ...) and keeps the
+    /// one whose measured heart rate is nearest the condition's (relative difference; the first
+    /// measurable one when the condition has no rate). A small generator draws beats at about
+    /// the requested rate but not reliably; the project's own measurement code is the check a
+    /// teacher would make, so it picks the sample. The seeds make the choice reproducible.
+    /// `onStep` gets (step, total) over all candidates.
+    public func generateBest(condition: ECGCondition, candidates: Int, options: ECGGenerationOptions = ECGGenerationOptions(),
+                             onStep: (Int, Int) -> Void = { _, _ in }) throws(UniECGError)
+        -> (record: ECGRecord, summary: ECGGenerationSummary, chosen: Int, candidates: [Candidate])
+    {
+        guard (1...64).contains(candidates) else { throw .invalidArgument("candidates must be 1...64, not \(candidates)") }
+        var best: (record: ECGRecord, summary: ECGGenerationSummary, index: Int, score: Double)?
+        var drawn: [Candidate] = []
+        let flag = CancelFlag()   // one for all candidates: a cancellation between two is not lost
+        for k in 0..<candidates {
+            var o = options
+            o.seed = options.seed &+ UInt64(k)
+            let (record, summary) = try run(condition: condition, options: o, flag: flag) { i, n in
+                onStep(k * n + i, candidates * n)
+            }
+            let rate = (try? Measurements.measure(record))?.heartRate
+            drawn.append(Candidate(seed: o.seed, measuredRate: rate))
+            // Unmeasurable samples rank last; without a requested rate every measurable one ties.
+            let score = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
+            if best == nil || score < best!.score { best = (record, summary, k, score) }
+        }
+        return (best!.record, best!.summary, best!.index, drawn)
+    }
+
     /// Carries the step callback and the cancel flag through the C progress callback's
     /// user_data (a C function pointer cannot capture).
     private final class Progress {

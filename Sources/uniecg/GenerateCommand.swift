@@ -14,6 +14,11 @@ struct GenerateCommand: ParsableCommand {
             NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The
             ECG is synthetic: \(UniECGVersion.notice)
 
+            With an objective, 4 samples are drawn by default (--candidates; seeds SEED, SEED+1,
+            ...) and the one whose measured heart rate is nearest the requested rate is kept: the
+            small bundled generator does not hit the rate reliably in one draw. With --condition
+            one sample is drawn unless --candidates says otherwise.
+
             Without an objective, --condition gives the condition directly (any file with a U-Net
             and a VAE):
               - JSON: {"embedding": [cond_dim floats], "sex": "male", "age": 60, "heart_rate": 72}
@@ -52,6 +57,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed: the same seed gives the same ECG.")
     var seed: UInt64 = 0
 
+    @Option(help: "Samples to draw, keeping the one whose measured rate is nearest the requested (default: 4 with an objective, 1 with --condition).")
+    var candidates: Int?
+
     @Option(help: "Sex condition: male or female.")
     var sex: Sex?
 
@@ -77,6 +85,7 @@ struct GenerateCommand: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let guidance, !(guidance.isFinite && guidance >= 0) { throw ValidationError("--guidance must be >= 0 (1 = off)") }
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
+        if let candidates, !(1...64).contains(candidates) { throw ValidationError("--candidates must be 1...64") }
     }
 
     func run() throws {
@@ -128,11 +137,17 @@ struct GenerateCommand: ParsableCommand {
             interrupt.resume()
             defer { interrupt.cancel() }
 
+            let draws = candidates ?? (objective == nil ? 1 : 4)
             let bar = ProgressBar(label: "generate")
-            let (record, summary) = try generator.generateWithSummary(condition: cond, options: options) { i, n in
+            let (record, summary, chosen, drawn) = try generator.generateBest(condition: cond, candidates: draws, options: options) { i, n in
                 bar.update(fraction: Double(i) / Double(n), detail: "step \(i) of \(n)")
             }
             bar.finish()
+            if draws > 1 {
+                let rates = drawn.map { $0.measuredRate.map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: ", ")
+                print("kept sample \(chosen + 1) of \(draws) (seed \(summary.seed)); measured rates \(rates) bpm"
+                      + (cond.heartRate.map { String(format: " for %.0f requested", $0) } ?? ""))
+            }
             let title = "Synthetic ECG — seed \(summary.seed), \(summary.steps) \(summary.sampler.rawValue) steps, guidance \(summary.guidance)"
             for path in try RecordFile.writeAll(record, base: output, title: title) { print("wrote \(path)") }
             // Best effort: a synthetic record may have no beats the detector accepts. The

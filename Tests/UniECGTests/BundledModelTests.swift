@@ -120,6 +120,33 @@ import Testing
         }
     }
 
+    @Test("best of N: the kept sample is the candidate whose measured rate is nearest the request, and its seed reproduces it")
+    func bestOfCandidates() throws {
+        let unified = try UnifiedModel(path: Self.model, options: ComputeOptions(threads: 1))
+        var text = GenerationOptions()
+        text.sampling = .greedy
+        text.maxTokens = 48
+        let condition = try #require(try unified.plan(objective: "Show me sinus tachycardia at 125 bpm", options: text).condition)
+        let requested = try #require(condition.heartRate)
+        var options = ECGGenerationOptions()
+        options.seed = 11
+        var steps: [(Int, Int)] = []
+        let best = try unified.generator.generateBest(condition: condition, candidates: 3, options: options) { steps.append(($0, $1)) }
+        #expect(best.candidates.map(\.seed) == [11, 12, 13])
+        #expect(steps.last.map { $0.0 == $0.1 } == true && steps.count == 3 * best.summary.steps)
+        let error = { (c: ECGGenerator.Candidate) in c.measuredRate.map { abs($0 - requested) } ?? .infinity }
+        let nearest = best.candidates.map(error).min()!
+        #expect(error(best.candidates[best.chosen]) == nearest, "\(best.candidates), requested \(requested)")
+        #expect(best.summary.seed == 11 + UInt64(best.chosen))
+        // The kept record is exactly what a single draw with its seed gives.
+        options.seed = best.summary.seed
+        let single = try unified.generator.generateWithSummary(condition: condition, options: options)
+        #expect(single.record.signals == best.record.signals)
+        #expect(throws: UniECGError.invalidArgument("candidates must be 1...64, not 0")) {
+            try unified.generator.generateBest(condition: condition, candidates: 0)
+        }
+    }
+
     @Test("the explain stream yields the text, then a summary that ends at the end-of-turn token")
     func explainStream() async throws {
         let unified = try UnifiedModel(path: Self.model, options: ComputeOptions(threads: 1))
