@@ -6,6 +6,7 @@
 #
 #   Tools/train/stage1.sh WORKDIR            # the proposed budget (README, "Stage 1: diffusion")
 #   COUNT=2000 VAE_STEPS=600 VAE_MIN=6 UNET_STEPS=700 UNET_MIN=8 Tools/train/stage1.sh /tmp/smoke
+#   UNET_SIZE=small ...   # the U-Net of --size small (6 levels, 4 heads) on the run's VAE
 #
 # One thread per process (on a shared 2-core machine two threads were 15-30x slower than one);
 # stage 2 can use the other core at the same time.
@@ -20,7 +21,7 @@ mkdir -p "$work"
     --objectives "${OBJECTIVES:-2}" --shard-size 500 --jobs "${JOBS:-2}"
 "$py" "$here/train_diffusion.py" vae --data "$work/data" --run "$work/run" --seed "$seed" \
     --steps "${VAE_STEPS:-3000}" --max-minutes "${VAE_MIN:-15}" --batch 16 --threads 1 --save-every 500
-"$py" "$here/train_diffusion.py" unet --data "$work/data" --run "$work/run" --seed "$seed" \
+"$py" "$here/train_diffusion.py" unet --data "$work/data" --run "$work/run" --seed "$seed" --size "${UNET_SIZE:-tiny}" \
     --steps "${UNET_STEPS:-5500}" --max-minutes "${UNET_MIN:-35}" --batch 64 --threads 1 --save-every 500
 "$py" "$here/export_diffusion.py" --run "$work/run" --out "$work/export"
 "$py" "$here/eval_diffusion.py" --model "$work/export" --per-condition "${EVAL_N:-8}" --steps 25 \
