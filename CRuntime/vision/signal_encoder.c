@@ -14,24 +14,18 @@
  * Every shape comes from the file's signal.* metadata (ModelFormat.md, "Signal encoder"). All
  * sequence work goes through the shared ops of diffusion/ops.h (conv1d, layer_norm, linear,
  * GELU, MHA), so q8 weights run on every kernel variant with the thread pool, exactly as in
- * the diffusion networks; this file only wires them together. */
+ * the diffusion networks. The transformer block and the projector are tower.c's, shared with the
+ * image encoder; this file holds the lead layout, the patch convolution and the wiring. */
 #include "internal.h"
 #include "lookup.h"
-#include "../diffusion/ops.h"
+#include "tower.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MAX_PROJECTOR_LAYERS 8
 #define MAX_LEADS 64
 #define LEAD_NAME_BYTES 32
-
-typedef struct {
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    uniecg__weight qkv, out, up, down;
-    const float *qkv_b, *out_b, *up_b, *down_b;
-} block_weights;
 
 struct uniecg_signal_encoder {
     uniecg_signal_encoder_info info;
@@ -45,12 +39,8 @@ struct uniecg_signal_encoder {
     const float *class_embed;  /* (width)                                                   */
     const float *pos_embed;    /* (tokens, width)                                           */
     const float *ln_pre_w, *ln_pre_b; /* NULL when the model has no ln_pre                  */
-    block_weights *blocks;
-    int32_t n_proj;
-    int64_t proj_dims[MAX_PROJECTOR_LAYERS + 1];
-    bool proj_gelu[MAX_PROJECTOR_LAYERS];
-    uniecg__weight proj[MAX_PROJECTOR_LAYERS];
-    const float *proj_b[MAX_PROJECTOR_LAYERS];
+    uniecg__tower_block *blocks;
+    uniecg__projector proj;
     /* buffers for one forward pass */
     float *input;        /* (leads, samples) padded / truncated copy                         */
     float *patches;      /* (width, patches) conv output, channels-major                     */
@@ -82,19 +72,6 @@ void uniecg_signal_encoder_free(uniecg_signal_encoder *enc) {
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static uniecg_status block_matrix(const uniecg_model_file *file, int32_t layer, const char *suffix, int64_t rows,
-                                  int64_t cols, uniecg__weight *out, uniecg_error *error) {
-    char name[96];
-    snprintf(name, sizeof name, "signal.layers.%d.%s", layer, suffix);
-    return uniecg__weight_find(file, name, rows, cols, out, error);
-}
-
-static uniecg_status block_vector(const uniecg_model_file *file, int32_t layer, const char *suffix, int64_t n,
-                                  const float **out, uniecg_error *error) {
-    char name[96];
-    snprintf(name, sizeof name, "signal.layers.%d.%s", layer, suffix);
-    return uniecg__vector_find(file, name, n, out, error);
-}
 
 static uniecg_status load_leads(const uniecg_model_file *file, uniecg_signal_encoder *enc, uniecg_error *error) {
     uniecg_meta_entry e;
@@ -122,57 +99,6 @@ static uniecg_status load_leads(const uniecg_model_file *file, uniecg_signal_enc
                 return uniecg__fail(error, UNIECG_ERR_FORMAT, "lead '%s' appears twice in 'signal.leads'", enc->lead_names[i]);
     }
     enc->info.n_leads = (int32_t)e.count;
-    return UNIECG_OK;
-}
-
-/* signal.projector.dims (i64[]) and .activations (string[]): the chain of Linear layers. */
-static uniecg_status load_projector_shape(const uniecg_model_file *file, uniecg_signal_encoder *enc,
-                                          uniecg_error *error) {
-    uniecg_meta_entry dims, acts;
-    if (uniecg_model_file_meta_find(file, "signal.projector.dims", &dims) != UNIECG_OK)
-        return uniecg__fail(error, UNIECG_ERR_NOT_FOUND, "model file lacks metadata key 'signal.projector.dims'");
-    if (dims.type != UNIECG_META_I64_ARRAY)
-        return uniecg__fail(error, UNIECG_ERR_TYPE, "metadata key 'signal.projector.dims' should be of type i64[]");
-    if (dims.count < 2 || dims.count > MAX_PROJECTOR_LAYERS + 1)
-        return uniecg__fail(error, UNIECG_ERR_LIMIT,
-                            "metadata 'signal.projector.dims' holds %llu widths (2..%d: input, then one per layer)",
-                            (unsigned long long)dims.count, MAX_PROJECTOR_LAYERS + 1);
-    enc->n_proj = (int32_t)dims.count - 1;
-    const int64_t *d = dims.array;
-    for (int32_t j = 0; j <= enc->n_proj; j++) {
-        if (d[j] < 1 || d[j] > (1 << 20))
-            return uniecg__fail(error, UNIECG_ERR_LIMIT, "metadata 'signal.projector.dims'[%d] = %lld is outside 1..%d", j,
-                                (long long)d[j], 1 << 20);
-        enc->proj_dims[j] = d[j];
-    }
-    if (d[0] != enc->info.width)
-        return uniecg__fail(error, UNIECG_ERR_FORMAT,
-                            "metadata 'signal.projector.dims' starts at %lld, the encoder's width is %d", (long long)d[0],
-                            enc->info.width);
-    if (uniecg_model_file_meta_find(file, "signal.projector.activations", &acts) != UNIECG_OK)
-        return uniecg__fail(error, UNIECG_ERR_NOT_FOUND, "model file lacks metadata key 'signal.projector.activations'");
-    if (acts.type != UNIECG_META_STRING_ARRAY)
-        return uniecg__fail(error, UNIECG_ERR_TYPE,
-                            "metadata key 'signal.projector.activations' should be of type string[]");
-    if (acts.count != (uint64_t)(enc->n_proj - 1))
-        return uniecg__fail(error, UNIECG_ERR_FORMAT,
-                            "metadata 'signal.projector.activations' has %llu entries, %d layers need %d (one between "
-                            "each pair)",
-                            (unsigned long long)acts.count, enc->n_proj, enc->n_proj - 1);
-    int64_t index = uniecg__meta_index(file, "signal.projector.activations");
-    for (int32_t j = 0; j + 1 < enc->n_proj; j++) {
-        const char *name;
-        uint64_t length;
-        if (uniecg_model_file_meta_string_at(file, (uint32_t)index, (uint64_t)j, &name, &length) != UNIECG_OK)
-            return uniecg__fail(error, UNIECG_ERR_FORMAT, "cannot read 'signal.projector.activations'[%d]", j);
-        /* string[] items carry a length and are not NUL-terminated */
-        if (length == 4 && memcmp(name, "gelu", 4) == 0) enc->proj_gelu[j] = true;
-        else if (length == 4 && memcmp(name, "none", 4) == 0) enc->proj_gelu[j] = false;
-        else
-            return uniecg__fail(error, UNIECG_ERR_VERSION, "projector activation '%.*s' is not supported (gelu, none)",
-                                (int)(length < 64 ? length : 64), name);
-    }
-    enc->info.output_dim = (int32_t)enc->proj_dims[enc->n_proj];
     return UNIECG_OK;
 }
 
@@ -244,7 +170,8 @@ uniecg_status uniecg_signal_encoder_create(const uniecg_model_file *file, uniecg
     }
     enc->norm_eps = (float)eps;
     in->tokens = in->samples / in->patch_size + 1;
-    if ((s = load_projector_shape(file, enc, error))) goto fail;
+    if ((s = uniecg__projector_load_shape(file, "signal", in->width, &enc->proj, error))) goto fail;
+    in->output_dim = (int32_t)enc->proj.dims[enc->proj.layers];
 
     if ((s = uniecg_kernel_variant_resolve(params.kernels, &in->kernels, error))) goto fail;
     if (params.pool) {
@@ -274,31 +201,10 @@ uniecg_status uniecg_signal_encoder_create(const uniecg_model_file *file, uniecg
     enc->blocks = calloc((size_t)(in->n_layers ? in->n_layers : 1), sizeof *enc->blocks);
     if (!enc->blocks) { s = uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "out of memory"); goto fail; }
     for (int32_t i = 0; i < in->n_layers; i++) {
-        block_weights *B = &enc->blocks[i];
-        if ((s = block_vector(file, i, "attn_norm", w, &B->ln1_w, error)) ||
-            (s = block_vector(file, i, "attn_norm_bias", w, &B->ln1_b, error)) ||
-            (s = block_matrix(file, i, "attn_qkv", 3 * w, w, &B->qkv, error)) ||
-            (s = block_vector(file, i, "attn_qkv_bias", 3 * w, &B->qkv_b, error)) ||
-            (s = block_matrix(file, i, "attn_out", w, w, &B->out, error)) ||
-            (s = block_vector(file, i, "attn_out_bias", w, &B->out_b, error)) ||
-            (s = block_vector(file, i, "ffn_norm", w, &B->ln2_w, error)) ||
-            (s = block_vector(file, i, "ffn_norm_bias", w, &B->ln2_b, error)) ||
-            (s = block_matrix(file, i, "ffn_up", ffn, w, &B->up, error)) ||
-            (s = block_vector(file, i, "ffn_up_bias", ffn, &B->up_b, error)) ||
-            (s = block_matrix(file, i, "ffn_down", w, ffn, &B->down, error)) ||
-            (s = block_vector(file, i, "ffn_down_bias", w, &B->down_b, error)))
-            goto fail;
+        if ((s = uniecg__tower_block_load(file, "signal", i, w, ffn, &enc->blocks[i], error))) goto fail;
     }
-    int64_t widest = 0;
-    for (int32_t j = 0; j < enc->n_proj; j++) {
-        char name[64];
-        snprintf(name, sizeof name, "signal.projector.%d", j);
-        if ((s = uniecg__weight_find(file, name, enc->proj_dims[j + 1], enc->proj_dims[j], &enc->proj[j], error)))
-            goto fail;
-        snprintf(name, sizeof name, "signal.projector.%d_bias", j);
-        if ((s = uniecg__vector_find(file, name, enc->proj_dims[j + 1], &enc->proj_b[j], error))) goto fail;
-        if (enc->proj_dims[j + 1] > widest) widest = enc->proj_dims[j + 1];
-    }
+    if ((s = uniecg__projector_load_weights(file, "signal", &enc->proj, error))) goto fail;
+    int64_t widest = enc->proj.widest;
 
     int64_t leads = in->n_leads, P = T - 1;
     if ((s = uniecg__seq_check_size(leads, in->samples, "signal input", error)) ||
@@ -372,30 +278,13 @@ uniecg_status uniecg_signal_encoder_encode(uniecg_signal_encoder *enc, const flo
         (s = uniecg__seq_layer_norm(ctx, enc->x, T, w, enc->norm_eps, enc->ln_pre_w, enc->ln_pre_b, enc->x, error)))
         return s;
 
+    const uniecg__tower_scratch scratch = {.h = enc->h, .a = enc->a, .ffn = enc->ffn};
     for (int32_t l = 0; l < in->n_layers; l++) {
-        const block_weights *B = &enc->blocks[l];
-        uniecg__attention_weights attn = {.heads = in->n_heads, .in_proj = &B->qkv, .in_proj_bias = B->qkv_b,
-                                          .out_proj = &B->out, .out_bias = B->out_b};
-        if ((s = uniecg__seq_layer_norm(ctx, enc->x, T, w, enc->norm_eps, B->ln1_w, B->ln1_b, enc->h, error)) ||
-            (s = uniecg__seq_mha(ctx, &attn, enc->h, T, enc->h, enc->h, T, enc->a, error)))
+        if ((s = uniecg__tower_block_run(ctx, &enc->blocks[l], in->n_heads, enc->norm_eps, UNIECG__ACT_GELU, T, w, in->ffn_dim,
+                                         enc->x, &scratch, error)))
             return s;
-        for (int64_t i = 0; i < T * w; i++) enc->x[i] += enc->a[i];
-        if ((s = uniecg__seq_layer_norm(ctx, enc->x, T, w, enc->norm_eps, B->ln2_w, B->ln2_b, enc->h, error)) ||
-            (s = uniecg__seq_linear(ctx, &B->up, B->up_b, enc->h, T, enc->ffn, error)))
-            return s;
-        uniecg__seq_activate(ctx, UNIECG__ACT_GELU, enc->ffn, T * in->ffn_dim);
-        if ((s = uniecg__seq_linear(ctx, &B->down, B->down_b, enc->ffn, T, enc->a, error))) return s;
-        for (int64_t i = 0; i < T * w; i++) enc->x[i] += enc->a[i];
     }
     if (out_hidden) memcpy(out_hidden, enc->x, (size_t)(T * w) * sizeof(float));
     if (!out_embeddings) return UNIECG_OK;
-
-    const float *src = enc->x;
-    for (int32_t j = 0; j < enc->n_proj; j++) {
-        float *dst = j + 1 == enc->n_proj ? out_embeddings : (j % 2 ? enc->pb : enc->pa);
-        if ((s = uniecg__seq_linear(ctx, &enc->proj[j], enc->proj_b[j], src, T, dst, error))) return s;
-        if (j + 1 < enc->n_proj && enc->proj_gelu[j]) uniecg__seq_activate(ctx, UNIECG__ACT_GELU, dst, T * enc->proj_dims[j + 1]);
-        src = dst;
-    }
-    return UNIECG_OK;
+    return uniecg__projector_run(ctx, &enc->proj, enc->x, T, enc->pa, enc->pb, out_embeddings, error);
 }
