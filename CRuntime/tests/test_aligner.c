@@ -162,30 +162,6 @@ static bool build_file(const source *src, const build_options *o, const char *pa
 
 /* ---- statistics ---- */
 
-static double max_relative(const float *c, const float *ref, int64_t n) {
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)c[i] - (double)ref[i]);
-        if (!(d <= worst)) worst = d; /* NaN propagates as a failure */
-        if (fabs((double)ref[i]) > scale) scale = fabs((double)ref[i]);
-    }
-    return worst / (scale > 0 ? scale : 1);
-}
-
-static double correlation(const float *a, const float *b, int64_t n) {
-    double ma = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) ma += a[i], mb += b[i];
-    ma /= (double)n;
-    mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return sab / sqrt(saa * sbb);
-}
-
 /* ---- the cases ---- */
 
 static const uniecg_kernel_variant all_variants[] = {UNIECG_KERNELS_PORTABLE, UNIECG_KERNELS_AVX2, UNIECG_KERNELS_NEON,
@@ -244,7 +220,7 @@ static void run_config(const char *line, uniecg_thread_pool *pool) {
                     CHECK_STATUS(uniecg_aligner_forward(a, x + c * tokens * input_dim, got + c * output_dim, &err),
                                  UNIECG_OK, &err);
                 if (!q8) {
-                    double e = max_relative(got, want, n_out);
+                    double e = test_max_relative(got, want, n_out);
                     CHECK_MSG(e <= F32_BAR, "%s f32 %s: relative error %.3g", name, vn, e);
                     if (!threaded) {
                         printf("  %-12s f32 %-13s max rel error %.2e\n", name, vn, e);
@@ -253,11 +229,11 @@ static void run_config(const char *line, uniecg_thread_pool *pool) {
                         CHECK_MSG(!memcmp(first, got, (size_t)n_out * 4), "%s f32 %s: 3 threads differ from 1", name, vn);
                     }
                 } else {
-                    double r = correlation(got, want, n_out);
+                    double r = test_correlation(got, want, n_out);
                     CHECK_MSG(r >= Q8_CORRELATION_BAR, "%s q8 %s: correlation %.6f", name, vn, r);
                     if (!threaded)
                         printf("  %-12s q8  %-13s correlation %.6f (max rel error %.2e)\n", name, vn, r,
-                               max_relative(got, want, n_out));
+                               test_max_relative(got, want, n_out));
                 }
                 if (src.normalize) {
                     /* Whatever the weights' precision, the output lies on the unit sphere. */

@@ -35,27 +35,7 @@
 static char fixtures[1024];
 
 static bool find_fixtures(void) {
-    const char *env = getenv("UNIECG_FIXTURES");
-    char candidates[6][1024];
-    int n = 0;
-    if (env) snprintf(candidates[n++], sizeof candidates[0], "%.1000s/image_encoder", env);
-    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/image_encoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/image_encoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/image_encoder");
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    if (slash)
-        snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/image_encoder", (int)(slash - file),
-                 file);
-    for (int i = 0; i < n; i++) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%.1000s/manifest.txt", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(fixtures, sizeof fixtures, "%.1000s", candidates[i]);
-            return true;
-        }
-    }
-    return false;
+    return test_find_fixtures("image_encoder", "manifest.txt", fixtures, sizeof fixtures);
 }
 
 static unsigned char *read_file(const char *name, size_t *length) {
@@ -311,33 +291,6 @@ static bool build_file(const source *src, const build_options *o, const char *pa
 
 /* ---- statistics ---- */
 
-static double max_relative(const float *c, const float *ref, int64_t n) {
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)c[i] - (double)ref[i]);
-        if (!(d <= worst)) worst = d; /* NaN propagates as a failure */
-        if (fabs((double)ref[i]) > scale) scale = fabs((double)ref[i]);
-    }
-    return worst / (scale > 0 ? scale : 1);
-}
-
-static double correlation(const float *a, const float *b, int64_t n) {
-    double ma = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        ma += a[i];
-        mb += b[i];
-    }
-    ma /= (double)n;
-    mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return sab / sqrt(saa * sbb);
-}
-
 /* ---- the cases ---- */
 
 static const uniecg_kernel_variant all_variants[] = {UNIECG_KERNELS_PORTABLE, UNIECG_KERNELS_AVX2, UNIECG_KERNELS_NEON,
@@ -394,13 +347,13 @@ static void run_case(const char *line, uniecg_thread_pool *pool) {
                 CHECK_STATUS(uniecg_image_encoder_forward(enc, x, emb, hidden, &err), UNIECG_OK, &err);
                 const char *vn = uniecg_kernel_variant_name(all_variants[v]);
                 if (mode == 2) {
-                    double ce = correlation(emb, want_emb, N * out_dim), ee = max_relative(emb, want_emb, N * out_dim);
+                    double ce = test_correlation(emb, want_emb, N * out_dim), ee = test_max_relative(emb, want_emb, N * out_dim);
                     CHECK_MSG(ce >= 0.99999 && ee <= 1e-3, "%s f16 patch %s: correlation %.7f, relative error %.3g", name,
                               vn, ce, ee);
                     if (!threaded)
                         printf("  %-14s f16 patch %-7s correlation: embeddings %.7f (max rel error %.2e)\n", name, vn, ce, ee);
                 } else if (mode == 0) {
-                    double eh = max_relative(hidden, want_hidden, N * W), ee = max_relative(emb, want_emb, N * out_dim);
+                    double eh = test_max_relative(hidden, want_hidden, N * W), ee = test_max_relative(emb, want_emb, N * out_dim);
                     CHECK_MSG(eh <= F32_BAR && ee <= F32_BAR, "%s f32 %s: relative error hidden %.3g, embeddings %.3g",
                               name, vn, eh, ee);
                     if (!threaded) {
@@ -413,12 +366,12 @@ static void run_case(const char *line, uniecg_thread_pool *pool) {
                                   "%s f32 %s: 3 threads differ from 1", name, vn);
                     }
                 } else {
-                    double ch = correlation(hidden, want_hidden, N * W), ce = correlation(emb, want_emb, N * out_dim);
+                    double ch = test_correlation(hidden, want_hidden, N * W), ce = test_correlation(emb, want_emb, N * out_dim);
                     CHECK_MSG(ch >= Q8_CORRELATION_BAR && ce >= Q8_CORRELATION_BAR,
                               "%s q8 %s: correlation hidden %.6f, embeddings %.6f", name, vn, ch, ce);
                     if (!threaded)
                         printf("  %-14s q8  %-13s correlation: hidden %.6f, embeddings %.6f (max rel error %.2e)\n",
-                               name, vn, ch, ce, max_relative(emb, want_emb, N * out_dim));
+                               name, vn, ch, ce, test_max_relative(emb, want_emb, N * out_dim));
                 }
                 /* Embeddings alone (no hidden wanted) are the same values. */
                 if (mode == 0 && !threaded) {

@@ -37,27 +37,7 @@
 static char fixtures[1024];
 
 static bool find_fixtures(void) {
-    const char *env = getenv("UNIECG_FIXTURES");
-    char candidates[6][1024];
-    int n = 0;
-    if (env) snprintf(candidates[n++], sizeof candidates[0], "%.1000s/signal_encoder", env);
-    snprintf(candidates[n++], sizeof candidates[0], "Tests/Fixtures/signal_encoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../Tests/Fixtures/signal_encoder");
-    snprintf(candidates[n++], sizeof candidates[0], "../../Tests/Fixtures/signal_encoder");
-    const char *file = __FILE__;
-    const char *slash = strrchr(file, '/');
-    if (slash)
-        snprintf(candidates[n++], sizeof candidates[0], "%.*s/../../Tests/Fixtures/signal_encoder", (int)(slash - file),
-                 file);
-    for (int i = 0; i < n; i++) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%.1000s/manifest.txt", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(fixtures, sizeof fixtures, "%.1000s", candidates[i]);
-            return true;
-        }
-    }
-    return false;
+    return test_find_fixtures("signal_encoder", "manifest.txt", fixtures, sizeof fixtures);
 }
 
 static unsigned char *read_file(const char *name, size_t *length) {
@@ -273,33 +253,6 @@ static bool build_file(const source *src, const build_options *o, const char *pa
 
 /* ---- statistics ---- */
 
-static double max_relative(const float *c, const float *ref, int64_t n) {
-    double worst = 0, scale = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)c[i] - (double)ref[i]);
-        if (!(d <= worst)) worst = d; /* NaN propagates as a failure */
-        if (fabs((double)ref[i]) > scale) scale = fabs((double)ref[i]);
-    }
-    return worst / (scale > 0 ? scale : 1);
-}
-
-static double correlation(const float *a, const float *b, int64_t n) {
-    double ma = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        ma += a[i];
-        mb += b[i];
-    }
-    ma /= (double)n;
-    mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return sab / sqrt(saa * sbb);
-}
-
 /* ---- the cases ---- */
 
 static const uniecg_kernel_variant all_variants[] = {UNIECG_KERNELS_PORTABLE, UNIECG_KERNELS_AVX2, UNIECG_KERNELS_NEON,
@@ -359,14 +312,14 @@ static void run_case(const char *line, uniecg_thread_pool *pool) {
                 CHECK_STATUS(uniecg_signal_encoder_encode(enc, x, samples, emb, hidden, &err), UNIECG_OK, &err);
                 const char *vn = uniecg_kernel_variant_name(all_variants[v]);
                 if (mode == 2) {
-                    double ce = correlation(emb, want_emb, T * out_dim), ee = max_relative(emb, want_emb, T * out_dim);
+                    double ce = test_correlation(emb, want_emb, T * out_dim), ee = test_max_relative(emb, want_emb, T * out_dim);
                     CHECK_MSG(ce >= 0.99999 && ee <= 1e-3, "%s f16 patch %s: correlation %.7f, relative error %.3g", name,
                               vn, ce, ee);
                     if (!threaded)
                         printf("  %-20s f16 patch %-7s correlation: embeddings %.7f (max rel error %.2e)\n", name, vn, ce, ee);
                 } else if (!q8) {
-                    double eh = max_relative(hidden, want_hidden, T * src.width);
-                    double ee = max_relative(emb, want_emb, T * out_dim);
+                    double eh = test_max_relative(hidden, want_hidden, T * src.width);
+                    double ee = test_max_relative(emb, want_emb, T * out_dim);
                     CHECK_MSG(eh <= F32_BAR && ee <= F32_BAR, "%s f32 %s: relative error hidden %.3g, embeddings %.3g",
                               name, vn, eh, ee);
                     if (!threaded) {
@@ -379,13 +332,13 @@ static void run_case(const char *line, uniecg_thread_pool *pool) {
                                   "%s f32 %s: 3 threads differ from 1", name, vn);
                     }
                 } else {
-                    double ch = correlation(hidden, want_hidden, T * src.width);
-                    double ce = correlation(emb, want_emb, T * out_dim);
+                    double ch = test_correlation(hidden, want_hidden, T * src.width);
+                    double ce = test_correlation(emb, want_emb, T * out_dim);
                     CHECK_MSG(ch >= Q8_CORRELATION_BAR && ce >= Q8_CORRELATION_BAR,
                               "%s q8 %s: correlation hidden %.6f, embeddings %.6f", name, vn, ch, ce);
                     if (!threaded)
                         printf("  %-20s q8  %-13s correlation: hidden %.6f, embeddings %.6f (max rel error %.2e)\n",
-                               name, vn, ch, ce, max_relative(emb, want_emb, T * out_dim));
+                               name, vn, ch, ce, test_max_relative(emb, want_emb, T * out_dim));
                 }
                 uniecg_signal_encoder_free(enc);
             }

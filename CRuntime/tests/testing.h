@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "uniecg.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,35 @@ __attribute__((unused)) static bool test_find_fixtures(const char *subdir, const
         }
     }
     return false;
+}
+
+/* max |c - ref| / max |ref| (NaN counts as the worst): the f32 fixture bar. */
+__attribute__((unused)) static double test_max_relative(const float *c, const float *ref, int64_t n) {
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)c[i] - (double)ref[i]);
+        if (!(d <= worst)) worst = d; /* NaN propagates as a failure */
+        if (fabs((double)ref[i]) > scale) scale = fabs((double)ref[i]);
+    }
+    return worst / (scale > 0 ? scale : 1);
+}
+
+/* Pearson correlation of a and b: the q8 fixture bar. */
+__attribute__((unused)) static double test_correlation(const float *a, const float *b, int64_t n) {
+    double ma = 0, mb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ma += a[i];
+        mb += b[i];
+    }
+    ma /= (double)n;
+    mb /= (double)n;
+    double sab = 0, saa = 0, sbb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    return sab / sqrt(saa * sbb);
 }
 
 /* The whole file at `path`, NUL-terminated (for text); NULL when unreadable. */
