@@ -130,6 +130,7 @@ struct ExplainCommand: ParsableCommand {
                                        "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
                                        "left_out": leftOut,
                                        "evidence": Evidence.render(measurements), "findings": measurements.findings.map(\.jsonObject),
+                                       "criteria": ECGCriteria.met(by: measurements).map { $0.map(\.id) as Any } ?? NSNull(),
                                        "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))

@@ -155,6 +155,7 @@ struct GenerateCommand: ParsableCommand {
             if let m = try? Measurements.measure(record), let rate = m.heartRate {
                 print(String(format: "measured heart rate: %.0f bpm", rate))
                 print("measured, as the evidence block reads it: " + Evidence.render(m).replacingOccurrences(of: "\n", with: "; "))
+                print("criteria the result meets (simplified textbook rules): " + ECGCriteria.summary(m))
             } else {
                 print("measured heart rate: not measurable")
             }

@@ -81,7 +81,8 @@ struct MeasureCommand: ParsableCommand {
 
     private func jsonObject(_ path: String, read: WFDB.ReadResult, m: Measurements) -> [String: Any] {
         return ["record": path, "r_peaks": m.rPeaks, "findings": m.findings.map(\.jsonObject), "evidence": Evidence.render(m),
-                "warnings": read.warnings + m.warnings, "notice": UniECGVersion.notice]
+                "criteria": ECGCriteria.met(by: m).map { $0.map(\.id) as Any } ?? NSNull(), "warnings": read.warnings + m.warnings,
+                "notice": UniECGVersion.notice]
     }
 }
 

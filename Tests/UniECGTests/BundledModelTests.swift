@@ -82,6 +82,22 @@ import Testing
         let record = try RecordFile.read("\(base).hea", sampleRate: nil).record
         #expect(record.leads.count == 12 && record.duration >= 9.9)
         #expect(record.age == 70 && record.sex == .male)
+        // Four candidates by default; the teacher sees what was drawn and which criteria it meets.
+        #expect(result.stdout.contains("kept sample") && result.stdout.contains("of 4"), "\(result.stdout)")
+        let m = try Measurements.measure(record)
+        #expect(result.stdout.contains("criteria the result meets (simplified textbook rules): " + ECGCriteria.summary(m)), "\(result.stdout)")
+    }
+
+    @Test("uniecg measure --json lists the criteria the measurements meet")
+    func measureCriteria() throws {
+        let tool = try Fixtures.executable("uniecg")
+        let record = Self.examples.appendingPathComponent("rbbb.hea").path
+        let result = try Fixtures.run(tool, ["measure", record, "--json"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["criteria"] as? [String] == ["rbbb"], "\(object["criteria"] ?? "none")")
+        let text = try Fixtures.run(tool, ["measure", record])
+        #expect(text.stdout.contains("criteria met (simplified textbook rules): right bundle branch block"), "\(text.stdout)")
     }
 
     @Test("the library: the aligner's condition is a unit vector of the U-Net's width; bad objectives and records are refused")

@@ -26,6 +26,7 @@ public enum MeasurementTable {
         }
         let times = m.rPeaks.prefix(12).map { String(format: "%.2f", Double($0) / record.sampleRate) }
         lines.append("R peaks (s): " + times.joined(separator: " ") + (m.rPeaks.count > 12 ? " …" : ""))
+        lines.append("criteria met (simplified textbook rules): " + ECGCriteria.summary(m))
         for w in m.warnings { lines.append("warning: \(w)") }
         lines.append(UniECGVersion.notice)
         return lines.joined(separator: "\n")
