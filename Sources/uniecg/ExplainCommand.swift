@@ -11,8 +11,10 @@ struct ExplainCommand: ParsableCommand {
             go into the prompt as an evidence block next to the encoded signal, and the model's
             explanation is streamed sentence by sentence. A sentence that states a number the
             evidence block does not hold for that quantity is left out and marked (--json keeps
-            the model's whole text in model_text and lists what was left out). Then the
-            measurement table is printed, with the evidence each value rests on.
+            the model's whole text in model_text and lists what was left out). A note follows
+            when the impression names a finding whose simplified criteria the measurements do
+            not meet. Then the measurement table is printed, with the evidence each value rests
+            on and the criteria met.
             \(UniECGVersion.notice)
 
             Examples:
@@ -131,10 +133,17 @@ struct ExplainCommand: ParsableCommand {
                                        "left_out": leftOut,
                                        "evidence": Evidence.render(measurements), "findings": measurements.findings.map(\.jsonObject),
                                        "criteria": ECGCriteria.met(by: measurements).map { $0.map(\.id) as Any } ?? NSNull(),
+                                       "impression": ECGCriteria.impression(in: checked.groundedText) ?? NSNull(),
                                        "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
+        }
+        // The impression against the textbook criteria: a teaching aid must say when its
+        // conclusion is not what the numbers meet.
+        if let named = ECGCriteria.impression(in: checked.groundedText), ECGCriteria.meets(named, measurements) == false {
+            let name = named == "normal_sinus_rhythm" ? "a normal sinus rhythm" : ECGCriteria.names[named]!
+            emit("\n\nNote: the measurements do not meet the simplified criteria for \(name) (they meet: \(ECGCriteria.summary(measurements))).")
         }
         emit("\n\nMeasurements the explanation rests on:\n")
         emit(MeasurementTable.render(measurements, record: full) + "\n")

@@ -59,4 +59,18 @@ import Testing
         #expect(met.map(\.id).contains(condition), "\(name): \(met.map(\.id))")
         #expect(ECGCriteria.met(by: try Measurements.measure(SimulatedRecordTests.load("normal_sinus").0)) == [])
     }
+
+    @Test("the impression an explanation names, and whether the measurements meet it")
+    func impression() throws {
+        #expect(ECGCriteria.impression(in: "Rate 80 bpm. Impression: anterior ST elevation. Not a diagnosis.") == "stemi_anterior")
+        #expect(ECGCriteria.impression(in: "This ECG shows atrial fibrillation. For learning only.") == "atrial_fibrillation")
+        #expect(ECGCriteria.impression(in: "Conclusion: normal sinus rhythm.") == "normal_sinus_rhythm")
+        #expect(ECGCriteria.impression(in: "Impression: something else entirely.") == nil)
+        #expect(ECGCriteria.impression(in: "The rate is 80 bpm.") == nil)
+        let (record, _) = try SimulatedRecordTests.load("rbbb")
+        let m = try Measurements.measure(record)
+        #expect(ECGCriteria.meets("rbbb", m) == true)
+        #expect(ECGCriteria.meets("lbbb", m) == false)
+        #expect(ECGCriteria.meets("normal_sinus_rhythm", m) == false)
+    }
 }

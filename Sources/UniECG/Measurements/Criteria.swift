@@ -46,7 +46,8 @@ public enum ECGCriteria {
         public let name: String
     }
 
-    static let names: [String: String] = [
+    /// Display name of each finding id.
+    public static let names: [String: String] = [
         "sinus_bradycardia": "sinus bradycardia", "sinus_tachycardia": "sinus tachycardia",
         "atrial_fibrillation": "atrial fibrillation", "atrial_flutter": "atrial flutter",
         "first_degree_av_block": "first-degree AV block", "rbbb": "right bundle branch block",
@@ -66,6 +67,26 @@ public enum ECGCriteria {
     public static func summary(_ m: Measurements) -> String {
         guard let met = met(by: m) else { return "not measurable (no rate or QRS)" }
         return met.isEmpty ? "none of the listed findings (a normal sinus rhythm by these rules)" : met.map(\.name).joined(separator: ", ")
+    }
+
+    /// The finding an explanation's impression names ("Impression: X.", "This ECG shows X.",
+    /// "Conclusion: X.", "Interpretation: X."), as a condition id; "normal_sinus_rhythm" for a
+    /// normal sinus rhythm; nil when the text has no impression with a name these rules know.
+    public static func impression(in text: String) -> String? {
+        let pattern = #"(?:Impression|This ECG shows|Conclusion|Interpretation):? ([^.]*)\."#
+        guard let re = try? NSRegularExpression(pattern: pattern),
+              let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+              let r = Range(m.range(at: 1), in: text) else { return nil }
+        let said = text[r].trimmingCharacters(in: .whitespaces).lowercased()
+        if said == "normal sinus rhythm" { return "normal_sinus_rhythm" }
+        return names.first { $0.value.lowercased() == said }?.key
+    }
+
+    /// Whether the measurements meet the criteria of `id` (a normal sinus rhythm: none met);
+    /// nil when nothing can be said.
+    public static func meets(_ id: String, _ m: Measurements) -> Bool? {
+        guard let met = met(by: m) else { return nil }
+        return id == "normal_sinus_rhythm" ? met.isEmpty : met.contains { $0.id == id }
     }
 
     /// The findings met, in a fixed order; empty for a normal sinus rhythm; nil when the rate or
