@@ -15,6 +15,9 @@ public final class Aligner: @unchecked Sendable {
     public let tokens: Int, inputDim: Int, outputDim: Int
     /// True when the condition is scaled to unit length (aligner.normalize).
     public let normalizes: Bool
+    /// The findings the optional intent head scores (aligner.intents); empty without one.
+    public let intents: [String]
+    let intentHead: [Float], intentBias: [Float]
 
     public convenience init(path: String, options: Options = Options()) throws(UniECGError) {
         try self.init(file: ModelFile(path: path), options: options)
@@ -34,6 +37,39 @@ public final class Aligner: @unchecked Sendable {
         inputDim = Int(info.input_dim)
         outputDim = Int(info.output_dim)
         normalizes = info.normalize
+        (intents, intentHead, intentBias) = try Self.loadIntentHead(file: file, outputDim: Int(info.output_dim))
+    }
+
+    /// aligner.intents with aligner.intent_head (n, outputDim) and _bias (n), all or none.
+    static func loadIntentHead(file: ModelFile, outputDim: Int) throws(UniECGError) -> ([String], [Float], [Float]) {
+        guard let value = file.metadata("aligner.intents") else {
+            if file.tensor(named: "aligner.intent_head") != nil {
+                throw .format("\(file.path): aligner.intent_head without aligner.intents")
+            }
+            return ([], [], [])
+        }
+        guard case .stringArray(let names) = value, !names.isEmpty else {
+            throw .format("\(file.path): aligner.intents must be a non-empty string[]")
+        }
+        func load(_ name: String, _ shape: [Int]) throws(UniECGError) -> [Float] {
+            guard let t = file.tensor(named: name) else { throw .notFound("\(file.path): aligner.intents without the tensor \(name)") }
+            guard t.shape == shape else { throw .format("\(file.path): \(name) is \(t.shape), aligner.intents needs \(shape)") }
+            do { return try file.floats(of: name) } catch { throw .format("\(file.path): cannot read \(name): \(error)") }
+        }
+        return (names, try load("aligner.intent_head", [names.count, outputDim]), try load("aligner.intent_head_bias", [names.count]))
+    }
+
+    /// The name of the finding the intent head scores highest for a condition embedding (the
+    /// first of equals); nil when the file has no intent head.
+    public func intent(condition: [Float]) -> String? {
+        guard !intents.isEmpty, condition.count == outputDim else { return nil }
+        var best = 0, bestScore = -Float.infinity
+        for i in intents.indices {
+            var score = intentBias[i]
+            for j in 0..<outputDim { score += intentHead[i * outputDim + j] * condition[j] }
+            if score > bestScore { best = i; bestScore = score }
+        }
+        return intents[best]
     }
 
     deinit { uniecg_aligner_free(handle) }

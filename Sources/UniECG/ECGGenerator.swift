@@ -277,20 +277,28 @@ public final class ECGGenerator: @unchecked Sendable {
         public var seed: UInt64
         /// The measured heart rate; nil when no beats could be measured.
         public var measuredRate: Double?
+        /// Whether its measurements meet the criteria of the wanted finding; nil without one.
+        public var showsWanted: Bool?
     }
 
     /// Draws `candidates` samples (seeds `options.seed`, `options.seed + 1`, ...) and keeps the
-    /// one whose measured heart rate is nearest the condition's (relative difference; the first
-    /// measurable one when the condition has no rate). A small generator draws beats at about
-    /// the requested rate but not reliably; the project's own measurement code is the check a
-    /// teacher would make, so it picks the sample. The seeds make the choice reproducible.
+    /// best by the project's own measurements, the check a teacher would make: fewest misses of
+    /// the two asks, meeting the simplified criteria (ECGCriteria) of the `wanted` finding (an
+    /// id such as "first_degree_av_block" or "normal_sinus_rhythm", e.g. the unified model's
+    /// plan intent) and a measured heart rate within 10 % of the condition's; among equals the rate
+    /// nearest the condition's (relative difference; unmeasurable samples last), then the first. A small generator draws the requested
+    /// rhythm and rate only some of the time; the seeds make the choice reproducible.
     /// `onStep` gets (step, total) over all candidates.
     public func generateBest(condition: ECGCondition, candidates: Int, options: ECGGenerationOptions = ECGGenerationOptions(),
+                             wanted: String? = nil,
                              onStep: (Int, Int) -> Void = { _, _ in }) throws(UniECGError)
         -> (record: ECGRecord, summary: ECGGenerationSummary, chosen: Int, candidates: [Candidate])
     {
         guard (1...64).contains(candidates) else { throw .invalidArgument("candidates must be 1...64, not \(candidates)") }
-        var best: (record: ECGRecord, summary: ECGGenerationSummary, index: Int, score: Double)?
+        if let wanted, wanted != "normal_sinus_rhythm", ECGCriteria.names[wanted] == nil {
+            throw .invalidArgument("no criteria are known for the finding '\(wanted)'")
+        }
+        var best: (record: ECGRecord, summary: ECGGenerationSummary, index: Int, score: (Int, Double))?
         var drawn: [Candidate] = []
         let flag = CancelFlag()   // one for all candidates: a cancellation between two is not lost
         for k in 0..<candidates {
@@ -299,10 +307,13 @@ public final class ECGGenerator: @unchecked Sendable {
             let (record, summary) = try run(condition: condition, options: o, flag: flag) { i, n in
                 onStep(k * n + i, candidates * n)
             }
-            let rate = (try? Measurements.measure(record))?.heartRate
-            drawn.append(Candidate(seed: o.seed, measuredRate: rate))
+            let m = try? Measurements.measure(record)
+            let rate = m?.heartRate
+            let shows = wanted.map { id in m.flatMap { ECGCriteria.meets(id, $0) } ?? false }
+            drawn.append(Candidate(seed: o.seed, measuredRate: rate, showsWanted: shows))
             // Unmeasurable samples rank last; without a requested rate every measurable one ties.
-            let score = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
+            let rateError = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
+            let score = ((shows == false ? 1 : 0) + (rateError <= 0.10 ? 0 : 1), rateError)
             if best == nil || score < best!.score { best = (record, summary, k, score) }
         }
         return (best!.record, best!.summary, best!.index, drawn)

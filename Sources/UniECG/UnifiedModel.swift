@@ -205,6 +205,9 @@ public final class UnifiedModel: @unchecked Sendable {
     public struct Plan: Sendable {
         public var reply: String
         public var condition: ECGCondition?
+        /// What the objective asks for, by the aligner's intent head (aligner.intents); nil
+        /// without a head or without generation tokens.
+        public var intent: String?
         public var summary: GenerationSummary
     }
 
@@ -218,9 +221,9 @@ public final class UnifiedModel: @unchecked Sendable {
         let summary = try language.generate(input: PromptInput(tokens: ids), options: options, group: generationIDs,
                                             onGroup: { hidden in embedding = try aligner.condition(hidden: hidden) },
                                             onText: { reply += $0 })
-        guard let embedding else { return Plan(reply: reply, condition: nil, summary: summary) }
+        guard let embedding else { return Plan(reply: reply, condition: nil, intent: nil, summary: summary) }
         let p = prompt.parameters(in: reply)
         return Plan(reply: reply, condition: ECGCondition(embedding: embedding, sex: p.sex, age: p.age, heartRate: p.heartRate),
-                    summary: summary)
+                    intent: aligner.intent(condition: embedding), summary: summary)
     }
 }

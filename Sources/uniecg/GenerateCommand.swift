@@ -14,9 +14,12 @@ struct GenerateCommand: ParsableCommand {
             NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The
             ECG is synthetic: \(UniECGVersion.notice)
 
-            With an objective, 4 samples are drawn by default (--candidates; seeds SEED, SEED+1,
-            ...) and the one whose measured heart rate is nearest the requested rate is kept: the
-            small bundled generator does not hit the rate reliably in one draw. With --condition
+            With an objective, 8 samples are drawn by default (--candidates; seeds SEED, SEED+1,
+            ...) and the best by the measurements is kept: one that meets both the simplified
+            criteria of the finding the objective asks for (the model's intent head names it)
+            and a measured rate within 10 % of the requested, else one that meets either, the
+            measured rate nearest the requested deciding between equals. The small
+            bundled generator does not draw the rhythm and rate reliably in one go. With --condition
             one sample is drawn unless --candidates says otherwise.
 
             Without an objective, --condition gives the condition directly (any file with a U-Net
@@ -57,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed: the same seed gives the same ECG.")
     var seed: UInt64 = 0
 
-    @Option(help: "Samples to draw, keeping the one whose measured rate is nearest the requested (default: 4 with an objective, 1 with --condition).")
+    @Option(help: "Samples to draw, keeping the best by the measurements (see above; default: 8 with an objective, 1 with --condition).")
     var candidates: Int?
 
     @Option(help: "Sex condition: male or female.")
@@ -102,6 +105,7 @@ struct GenerateCommand: ParsableCommand {
             modelOptions.kernels = kernels
             let generator: ECGGenerator
             var cond: ECGCondition
+            var intent: String?
             if let objective {
                 let unified = try UnifiedModel(path: model, options: modelOptions)
                 var textOptions = GenerationOptions()
@@ -114,6 +118,10 @@ struct GenerateCommand: ParsableCommand {
                 }
                 if !unified.modelDescription.isEmpty { print("model: \(unified.modelDescription)") }
                 print("model's answer: \(plan.reply.trimmingCharacters(in: .whitespacesAndNewlines))")
+                intent = plan.intent
+                if let intent {
+                    print("the objective asks for (the aligner's intent head): \(intent == "normal_sinus_rhythm" ? "normal sinus rhythm" : ECGCriteria.names[intent] ?? intent)")
+                }
                 cond = planned
                 generator = unified.generator
             } else {
@@ -137,16 +145,20 @@ struct GenerateCommand: ParsableCommand {
             interrupt.resume()
             defer { interrupt.cancel() }
 
-            let draws = candidates ?? (objective == nil ? 1 : 4)
+            let draws = candidates ?? (objective == nil ? 1 : 8)
             let bar = ProgressBar(label: "generate")
-            let (record, summary, chosen, drawn) = try generator.generateBest(condition: cond, candidates: draws, options: options) { i, n in
+            // Known intents only: a name the criteria do not know cannot be checked.
+            let wanted = intent.flatMap { $0 == "normal_sinus_rhythm" || ECGCriteria.names[$0] != nil ? $0 : nil }
+            let (record, summary, chosen, drawn) = try generator.generateBest(condition: cond, candidates: draws, options: options,
+                                                                             wanted: wanted) { i, n in
                 bar.update(fraction: Double(i) / Double(n), detail: "step \(i) of \(n)")
             }
             bar.finish()
             if draws > 1 {
                 let rates = drawn.map { $0.measuredRate.map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: ", ")
+                let shows = wanted == nil ? "" : "; \(drawn.filter { $0.showsWanted == true }.count) of them meet the criteria of what was asked"
                 print("kept sample \(chosen + 1) of \(draws) (seed \(summary.seed)); measured rates \(rates) bpm"
-                      + (cond.heartRate.map { String(format: " for %.0f requested", $0) } ?? ""))
+                      + (cond.heartRate.map { String(format: " for %.0f requested", $0) } ?? "") + shows)
             }
             let title = "Synthetic ECG — seed \(summary.seed), \(summary.steps) \(summary.sampler.rawValue) steps, guidance \(summary.guidance)"
             for path in try RecordFile.writeAll(record, base: output, title: title) { print("wrote \(path)") }

@@ -98,4 +98,61 @@ import Testing
             #expect(error.message.contains("norm.bias"))
         }
     }
+
+    /// `base` (a safetensors file) with f32 tensors appended: the format is an 8-byte
+    /// little-endian header length, the JSON header, then the data.
+    static func appendingTensors(to base: Data, _ extra: [(String, [Int], [Float])]) throws -> Data {
+        let headerLength = Int(base.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        var header = try #require(try JSONSerialization.jsonObject(with: base.subdata(in: 8..<8 + headerLength)) as? [String: Any])
+        var body = base.subdata(in: (8 + headerLength)..<base.count)
+        for (name, shape, values) in extra {
+            let start = body.count
+            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+            header[name] = ["dtype": "F32", "shape": shape, "data_offsets": [start, body.count]]
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + json + body
+    }
+
+    @Test("an intent head converts with its names and picks the highest-scoring name; a mismatched one is refused")
+    func intentHead() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        let source = dir.path("intents")
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        let fixture = Self.root.appendingPathComponent("flatten_ln")
+        var config = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: fixture.appendingPathComponent("aligner_config.json"))) as? [String: Any])
+        let outputDim = try #require(config["output_dim"] as? Int)
+        let expected = try Self.floats(fixture.appendingPathComponent("expected.bin"))
+        let first = Array(expected[0..<outputDim])
+        // Row "toward" scores the first case's output highest, "away" lowest, "flat" by its bias.
+        let head = first + first.map { -$0 } + [Float](repeating: 0, count: outputDim)
+        let base = try Data(contentsOf: fixture.appendingPathComponent("aligner.safetensors"))
+        try Self.appendingTensors(to: base, [("intent_head.weight", [3, outputDim], head), ("intent_head.bias", [3], [0, 0, 0.5])])
+            .write(to: URL(fileURLWithPath: source + "/aligner.safetensors"))
+        config["intents"] = ["toward", "away", "flat"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: source + "/aligner_config.json"))
+        let file = try ModelFile(path: try Self.convert("intents", .q8, into: dir, source: source))
+        #expect(file.metadata("aligner.intents") == .stringArray(["toward", "away", "flat"]))
+        #expect(file.tensor(named: "aligner.intent_head")?.dtype == .f32)
+        let aligner = try Aligner(file: file)
+        #expect(aligner.intents == ["toward", "away", "flat"])
+        #expect(aligner.intent(condition: first) == "toward")
+        #expect(aligner.intent(condition: first.map { -$0 }) == "away")
+        #expect(aligner.intent(condition: [Float](repeating: 0, count: outputDim)) == "flat")
+        #expect(aligner.intent(condition: [1, 2]) == nil)
+
+        // Four names for three rows: the converter names the tensor whose shape disagrees.
+        config["intents"] = ["toward", "away", "flat", "extra"]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: source + "/aligner_config.json"))
+        do {
+            _ = try Self.convert("intents-bad", .none, into: dir, source: source)
+            Issue.record("an intent head of the wrong size was converted")
+        } catch let error as ConversionError {
+            #expect(error.message.contains("intent_head.weight"), "\(error.message)")
+        }
+    }
 }

@@ -82,8 +82,8 @@ import Testing
         let record = try RecordFile.read("\(base).hea", sampleRate: nil).record
         #expect(record.leads.count == 12 && record.duration >= 9.9)
         #expect(record.age == 70 && record.sex == .male)
-        // Four candidates by default; the teacher sees what was drawn and which criteria it meets.
-        #expect(result.stdout.contains("kept sample") && result.stdout.contains("of 4"), "\(result.stdout)")
+        // Eight candidates by default; the teacher sees what was drawn and which criteria it meets.
+        #expect(result.stdout.contains("kept sample") && result.stdout.contains("of 8"), "\(result.stdout)")
         let m = try Measurements.measure(record)
         #expect(result.stdout.contains("criteria the result meets (simplified textbook rules): " + ECGCriteria.summary(m)), "\(result.stdout)")
     }
@@ -158,6 +158,24 @@ import Testing
         options.seed = best.summary.seed
         let single = try unified.generator.generateWithSummary(condition: condition, options: options)
         #expect(single.record.signals == best.record.signals)
+        // With a wanted finding, the fewest misses of (its criteria, rate within 10 %) come first.
+        options.seed = 11
+        let wanted = try unified.generator.generateBest(condition: condition, candidates: 3, options: options,
+                                                        wanted: "sinus_tachycardia")
+        let misses = { (c: ECGGenerator.Candidate) in (c.showsWanted == true ? 0 : 1) + (error(c) <= 0.10 * requested ? 0 : 1) }
+        let fewest = wanted.candidates.map(misses).min()!
+        #expect(misses(wanted.candidates[wanted.chosen]) == fewest)
+        #expect(error(wanted.candidates[wanted.chosen]) == wanted.candidates.filter { misses($0) == fewest }.map(error).min()!)
+        for (c, record) in zip(wanted.candidates, try (0..<3).map { k -> ECGRecord in
+            var o = options
+            o.seed = 11 + UInt64(k)
+            return try unified.generator.generateWithSummary(condition: condition, options: o).record
+        }) {
+            #expect(c.showsWanted == (ECGCriteria.meets("sinus_tachycardia", try Measurements.measure(record)) ?? false))
+        }
+        #expect(throws: UniECGError.invalidArgument("no criteria are known for the finding 'tachy'")) {
+            try unified.generator.generateBest(condition: condition, candidates: 1, wanted: "tachy")
+        }
         #expect(throws: UniECGError.invalidArgument("candidates must be 1...64, not 0")) {
             try unified.generator.generateBest(condition: condition, candidates: 0)
         }

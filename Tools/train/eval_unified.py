@@ -23,7 +23,10 @@ Both are reported over all records and over the records whose measurements suppo
 (on the others even a perfect reader of the evidence block would disagree with the label).
 
 Generate: the record's first objective goes to `uniecg generate` (25 DDIM steps, guidance 2,
-seed = record index); the result is measured with `uniecg measure --json`. Scored:
+seed = record index; by default the product's best of 8 samples: fewest misses of the measured
+criteria of the finding the model's intent head reads from the objective and of a rate within
+10 % of the requested, then the nearest rate; --candidates 1 scores single draws); the result is measured with
+`uniecg measure --json`. Scored:
   rate      measured rate within 10 % of the rate the objective asks for (objectives with a rate)
   rhythm    the measurement code recognises the requested rhythm or finding: the measured
             signature (explain_text) holds the condition (sinus rhythm: no other finding)
@@ -67,6 +70,8 @@ def main():
     ap.add_argument("--per-condition", type=int, default=8)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--candidates", type=int, default=None,
+                    help="samples per objective (default: uniecg generate's, 8: best by the measured criteria and rate)")
     ap.add_argument("--json")
     ap.add_argument("--show", type=int, default=3, help="print this many explanations")
     args = ap.parse_args()
@@ -103,7 +108,8 @@ def main():
                 asks_rate = re.search(rf"(?<!\d){hr}(?!\d)", objective) is not None
                 base = os.path.join(tmp, f"g{i}")
                 g = run([args.uniecg, "generate", objective, "--model", args.model, "-o", base,
-                         "--steps", str(args.steps), "--seed", str(i)])
+                         "--steps", str(args.steps), "--seed", str(i)]
+                        + (["--candidates", str(args.candidates)] if args.candidates else []))
                 row.update(objective=objective, asks_rate=asks_rate, requested_rate=hr)
                 if g.returncode != 0:
                     row.update(generate_error=(g.stderr.strip() or g.stdout.strip())[-300:])

@@ -199,8 +199,34 @@ def make_batch(data, rng, train_idx, n_explain, n_generate):
     return batch
 
 
-def export(model, tok, run, out):
-    """Converter input: HF Llama directory + signal encoder + aligner + prompt config."""
+def intent_head(data, train_idx, held_out_idx):
+    """A linear head over the condition space naming the simulator condition an objective asks
+    for (aligner.intents in ModelFormat.md): multinomial logistic regression on the MiniLM
+    embeddings of the training objectives, full batch, deterministic. The runtime applies it to
+    the aligner's output (which approximates those embeddings) to choose among generated
+    samples by that condition's measurement criteria."""
+    E, C = data["objective_embeddings"], data["condition"]
+    x = torch.from_numpy(E[train_idx].reshape(-1, E.shape[-1]).astype(np.float32))
+    y = torch.from_numpy(np.repeat(C[train_idx], E.shape[1]).astype(np.int64))
+    torch.manual_seed(0)
+    head = torch.nn.Linear(x.shape[1], len(CONDITIONS))
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(600):
+        # inputs scaled by 10 (unit vectors give small logits); folded into the weight below
+        loss = F.cross_entropy(head(10 * x), y) + 1e-4 * (head.weight ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    xt = torch.from_numpy(E[held_out_idx].reshape(-1, E.shape[-1]).astype(np.float32))
+    yt = torch.from_numpy(np.repeat(C[held_out_idx], E.shape[1]).astype(np.int64))
+    with torch.no_grad():
+        acc = (head(10 * xt).argmax(1) == yt).float().mean().item()
+        print(f"intent head: {len(CONDITIONS)} conditions, held-out objectives named correctly {acc:.3f}")
+        return (10 * head.weight).contiguous(), head.bias.detach().clone().contiguous()
+
+
+def export(model, tok, run, out, intents=None):
+    """Converter input: HF Llama directory + signal encoder + aligner (+ intent head) + prompt config."""
     from safetensors.torch import save_file
     os.makedirs(out, exist_ok=True)
     model.lm.save_pretrained(out, safe_serialization=True)
@@ -220,10 +246,14 @@ def export(model, tok, run, out):
                    "sample_rate": SIGNAL_RATE, "leads": LEADS, "layer_norm_eps": 1e-5, "tower_prefix": "",
                    "projector": {"dims": [s["width"], LM["dim"], LM["dim"]], "activations": ["gelu"],
                                  "sources": model.projector.sources()}}, f, indent=1)
-    save_file({k: v.detach().contiguous() for k, v in model.aligner.state_dict().items()},
-              os.path.join(out, "aligner.safetensors"))
+    aligner = {k: v.detach().contiguous() for k, v in model.aligner.state_dict().items()}
+    config = dict(ALIGNER)
+    if intents is not None:
+        aligner["intent_head.weight"], aligner["intent_head.bias"] = intents
+        config["intents"] = list(CONDITIONS)
+    save_file(aligner, os.path.join(out, "aligner.safetensors"))
     with open(os.path.join(out, "aligner_config.json"), "w") as f:
-        json.dump(ALIGNER, f, indent=1)
+        json.dump(config, f, indent=1)
     with open(os.path.join(out, "prompt_config.json"), "w") as f:
         json.dump({"explain_template": EXPLAIN, "generate_template": GENERATE, "ecg_placeholder": "<ecg>",
                    "generation_tokens": [f"<ecg_gen_{k}>" for k in range(K)], "end_of_turn": "<|end|>",
@@ -276,7 +306,7 @@ def main():
         print(f"resumed at step {state['step']} ({state['minutes']:.1f} min trained)")
     if args.export:
         model.eval()
-        export(model, tok, args.run, args.export)
+        export(model, tok, args.run, args.export, intents=intent_head(data, train_idx, np.arange(n - args.held_out, n)))
         return
     params = sum(p.numel() for p in model.parameters())
     print(f"{n} records ({len(train_idx)} for training, {int(data['consistent'][train_idx].sum())} explainable); "

@@ -9,6 +9,8 @@ import UniECG
 /// Source tensors (PyTorch names, `nn.ModuleList` of Linear layers plus an optional LayerNorm):
 ///   layers.{i}.weight (out, in), layers.{i}.bias (out)  ->  aligner.layers.{i}.weight / .bias
 ///   norm.weight, norm.bias (output_dim), with layer_norm  ->  aligner.norm / aligner.norm_bias
+///   intent_head.weight (n, output_dim), intent_head.bias (n), with "intents" (n names) in the
+///   config  ->  aligner.intent_head / aligner.intent_head_bias, aligner.intents
 enum AlignerExport {
     static func plan(directory: String) throws -> ComponentPlan? {
         let configPath = directory + "/aligner_config.json", weightsPath = directory + "/aligner.safetensors"
@@ -31,6 +33,8 @@ struct AlignerConfig {
     let pooling: String  // "mean" or "flatten"
     let layerNorm, normalize: Bool
     let normEps: Double
+    /// Names of the findings the optional intent head scores (empty: no head).
+    let intents: [String]
 
     init(_ v: [String: Any], source: String) throws {
         func int(_ key: String) throws -> Int {
@@ -61,6 +65,14 @@ struct AlignerConfig {
         } else {
             throw ConversionError("\(source): norm_eps is not a positive number")
         }
+        if v["intents"] == nil {
+            intents = []
+        } else if let names = v["intents"] as? [String], !names.isEmpty, names.count <= 4096,
+                  names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count {
+            intents = names
+        } else {
+            throw ConversionError("\(source): intents must list 1...4096 distinct, non-empty names")
+        }
     }
 
     var metadata: [(String, MetadataValue)] {
@@ -75,7 +87,7 @@ struct AlignerConfig {
             ("aligner.layer_norm", .bool(layerNorm)),
             ("aligner.norm_eps", .double(normEps)),
             ("aligner.normalize", .bool(normalize)),
-        ]
+        ] + (intents.isEmpty ? [] : [("aligner.intents", .stringArray(intents))])
     }
 
     /// (source key, format name, shape, matrix?) of every tensor, in layer order.
@@ -90,6 +102,10 @@ struct AlignerConfig {
         if layerNorm {
             out.append(("norm.weight", "aligner.norm", [outputDim], false))
             out.append(("norm.bias", "aligner.norm_bias", [outputDim], false))
+        }
+        if !intents.isEmpty {  // small and read once per objective: kept f32
+            out.append(("intent_head.weight", "aligner.intent_head", [intents.count, outputDim], false))
+            out.append(("intent_head.bias", "aligner.intent_head_bias", [intents.count], false))
         }
         return out
     }
