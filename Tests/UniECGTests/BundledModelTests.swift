@@ -207,12 +207,10 @@ import Testing
     func tokenizer() throws {
         let file = try ModelFile(path: Self.model)
         let tokenizer = try Tokenizer(file: file)
-        let lines = try String(contentsOf: Fixtures.url("bundled/tokenizer_cases.jsonl"), encoding: .utf8)
-            .split(separator: "\n").filter { !$0.isEmpty }
+        let lines = try Fixtures.jsonLines("bundled/tokenizer_cases.jsonl")
         #expect(lines.count > 150)
         var mismatches = 0
-        for line in lines {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        for object in lines {
             let text = try #require(object["text"] as? String)
             let expected = try #require(object["ids"] as? [Int]).map(Int32.init)
             let got = text.isEmpty ? [] : try tokenizer.encode(text, addSpecial: false, parseSpecial: true)

@@ -32,12 +32,10 @@ import Testing
 
     @Test("the criteria met are the ones the Python labelling rules give, on 242 cases")
     func sameAsPython() throws {
-        let lines = try String(contentsOf: Fixtures.url("bundled/criteria_cases.jsonl"), encoding: .utf8)
-            .split(separator: "\n").filter { !$0.isEmpty }
+        let lines = try Fixtures.jsonLines("bundled/criteria_cases.jsonl")
         #expect(lines.count > 200)
         var seen = Set<String>()
-        for line in lines {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        for object in lines {
             let values = try #require(object["values"] as? [String: Any])
             let expected = object["criteria"] as? [String]
             let got = ECGCriteria.met(Self.input(values))?.map(\.id).sorted()

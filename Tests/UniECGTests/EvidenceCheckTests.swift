@@ -25,12 +25,10 @@ import Testing
 
     @Test("every sentence and reason is the one the Python scoring finds, on 149 explanations")
     func sameAsPython() throws {
-        let lines = try String(contentsOf: Fixtures.url("bundled/evidence_check_cases.jsonl"), encoding: .utf8)
-            .split(separator: "\n").filter { !$0.isEmpty }
+        let lines = try Fixtures.jsonLines("bundled/evidence_check_cases.jsonl")
         #expect(lines.count > 100)
         var withDisagreements = 0
-        for line in lines {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        for object in lines {
             let evidence = try #require(object["evidence"] as? String)
             let text = try #require(object["text"] as? String)
             let expected = try #require(object["found"] as? [[String]]).map { $0.joined(separator: " | ") }

@@ -14,6 +14,16 @@ enum Fixtures {
         return try JSONSerialization.jsonObject(with: data)
     }
 
+    /// One JSON object per non-empty line (the .jsonl case files the Python references write).
+    static func jsonLines(_ relative: String) throws -> [[String: Any]] {
+        try String(contentsOf: url(relative), encoding: .utf8).split(separator: "\n").filter { !$0.isEmpty }.map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw CocoaError(.coderReadCorrupt, userInfo: [NSDebugDescriptionErrorKey: "\(relative): a line is not a JSON object"])
+            }
+            return object
+        }
+    }
+
     /// A fresh directory removed when the returned object is released.
     static func temporaryDirectory() throws -> TemporaryDirectory { try TemporaryDirectory() }
 
