@@ -7,10 +7,10 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Decoder speed on random q8 weights against this machine's memory roofline.",
         discussion: """
-            For each shape and thread count: prompt processing (one batch) and token generation
-            in tokens/s, the read bandwidth measured in the same run with the same threads, the
-            roofline (bandwidth / weight bytes per token) and the fraction of it reached, and the
-            time to open the file and create the decoder ("load").
+            For each shape and thread count: prompt processing (one batch) and token generation \
+            in tokens/s, the read bandwidth measured in the same run with the same threads, the \
+            roofline (bandwidth / weight bytes per token) and the fraction of it reached, and the \
+            time to open the file and create the decoder ("load"). \
             Build with -c release for meaningful numbers. No test depends on these timings.
 
             Example:

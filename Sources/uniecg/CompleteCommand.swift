@@ -7,7 +7,7 @@ struct CompleteCommand: ParsableCommand {
         commandName: "complete",
         abstract: "Continue a text prompt with the model's language model, streaming the text.",
         discussion: """
-            Prints the continuation as it is generated, then (on stderr) a line with the token
+            Prints the continuation as it is generated, then (on stderr) a line with the token \
             counts and speeds. \(UniECGVersion.notice)
 
             Examples:

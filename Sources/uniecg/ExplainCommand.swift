@@ -7,14 +7,14 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Explain a record (WFDB, CSV or NPY) with the unified model: streamed text, then the measurements it cites.",
         discussion: """
-            The record is measured (rate, rhythm, intervals, axis, voltage, ST); the measurements
-            go into the prompt as an evidence block next to the encoded signal, and the model's
-            explanation is streamed sentence by sentence. A sentence that states a number the
-            evidence block does not hold for that quantity is left out and marked (--json keeps
-            the model's whole text in model_text and lists what was left out). A note follows
-            when the impression names a finding whose simplified criteria the measurements do
-            not meet. Then the measurement table is printed, with the evidence each value rests
-            on and the criteria met.
+            The record is measured (rate, rhythm, intervals, axis, voltage, ST); the measurements \
+            go into the prompt as an evidence block next to the encoded signal, and the model's \
+            explanation is streamed sentence by sentence. A sentence that states a number the \
+            evidence block does not hold for that quantity is left out and marked (--json keeps \
+            the model's whole text in model_text and lists what was left out). A note follows \
+            when the impression names a finding whose simplified criteria the measurements do \
+            not meet. Then the measurement table is printed, with the evidence each value rests \
+            on and the criteria met. \
             \(UniECGVersion.notice)
 
             Examples:

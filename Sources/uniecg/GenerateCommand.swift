@@ -7,22 +7,22 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate a synthetic 12-lead ECG from a learning objective (or a condition file).",
         discussion: """
-            With an objective, the unified model's language model answers it with its ECG
-            generation tokens; the aligner turns their hidden states into the U-Net's condition,
-            and the rate, age and sex the model wrote after them complete it (--sex, --age and
-            --heart-rate override them). Then the guided diffusion sample runs and NAME.hea and
-            NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The
+            With an objective, the unified model's language model answers it with its ECG \
+            generation tokens; the aligner turns their hidden states into the U-Net's condition, \
+            and the rate, age and sex the model wrote after them complete it (--sex, --age and \
+            --heart-rate override them). Then the guided diffusion sample runs and NAME.hea and \
+            NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The \
             ECG is synthetic: \(UniECGVersion.notice)
 
-            With an objective, 8 samples are drawn by default (--candidates; seeds SEED, SEED+1,
-            ...) and the best by the measurements is kept: one that meets both the simplified
-            criteria of the finding the objective asks for (the model's intent head names it)
-            and a measured rate within 10 % of the requested, else one that meets either, the
-            measured rate nearest the requested deciding between equals. The small
-            bundled generator does not draw the rhythm and rate reliably in one go. With --condition
+            With an objective, 8 samples are drawn by default (--candidates; seeds SEED, SEED+1, \
+            ...) and the best by the measurements is kept: one that meets both the simplified \
+            criteria of the finding the objective asks for (the model's intent head names it) \
+            and a measured rate within 10 % of the requested, else one that meets either, the \
+            measured rate nearest the requested deciding between equals. The small \
+            bundled generator does not draw the rhythm and rate reliably in one go. With --condition \
             one sample is drawn unless --candidates says otherwise.
 
-            Without an objective, --condition gives the condition directly (any file with a U-Net
+            Without an objective, --condition gives the condition directly (any file with a U-Net \
             and a VAE):
               - JSON: {"embedding": [cond_dim floats], "sex": "male", "age": 60, "heart_rate": 72}
                 (sex, age and heart_rate optional; sex is "male" or "female");
@@ -149,11 +149,13 @@ struct GenerateCommand: ParsableCommand {
             let bar = ProgressBar(label: "generate")
             // Known intents only: a name the criteria do not know cannot be checked.
             let wanted = intent.flatMap { $0 == "normal_sinus_rhythm" || ECGCriteria.names[$0] != nil ? $0 : nil }
+            let started = DispatchTime.now()
             let (record, summary, chosen, drawn) = try generator.generateBest(condition: cond, candidates: draws, options: options,
                                                                              wanted: wanted) { i, n in
                 bar.update(fraction: Double(i) / Double(n), detail: "step \(i) of \(n)")
             }
             bar.finish()
+            let totalSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             if draws > 1 {
                 let rates = drawn.map { $0.measuredRate.map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: ", ")
                 let shows = wanted == nil ? "" : "; \(drawn.filter { $0.showsWanted == true }.count) of them meet the criteria of what was asked"
@@ -171,8 +173,9 @@ struct GenerateCommand: ParsableCommand {
             } else {
                 print("measured heart rate: not measurable")
             }
-            Terminal.writeError(String(format: "-- %d steps in %.2f s, decoded in %.3f s, kernels %@, %d threads\n",
+            Terminal.writeError(String(format: "-- %d steps in %.2f s, decoded in %.3f s%@, kernels %@, %d threads\n",
                                        summary.steps, summary.samplingSeconds, summary.decodingSeconds,
+                                       draws > 1 ? String(format: " (the kept sample; all %d with measuring: %.2f s)", draws, totalSeconds) : "",
                                        generator.kernels.rawValue, generator.threads))
             print(UniECGVersion.notice)
         } catch let exit as ExitCode {

@@ -7,7 +7,7 @@ struct LogitsCommand: ParsableCommand {
         commandName: "logits",
         abstract: "Teacher-forced logits for given token ids, to check a conversion against another implementation.",
         discussion: """
-            Writes a float32 .npy of shape (tokens, vocab) with -o; otherwise prints each position's
+            Writes a float32 .npy of shape (tokens, vocab) with -o; otherwise prints each position's \
             top 5 tokens.
 
             Example:

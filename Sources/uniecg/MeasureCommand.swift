@@ -7,7 +7,7 @@ struct MeasureCommand: ParsableCommand {
         commandName: "measure",
         abstract: "Measure a record (WFDB, CSV or NPY): rate, rhythm, intervals, axis, ST, with the evidence of each.",
         discussion: """
-            With several records, prints one JSON object per line (a record that cannot be read or
+            With several records, prints one JSON object per line (a record that cannot be read or \
             measured gives {"record": ..., "error": ...} and the others go on).
 
             Example:

@@ -7,7 +7,7 @@ struct RecordCommand: ParsableCommand {
         commandName: "record",
         abstract: "Rewrite a record (WFDB, CSV or NPY) as WFDB + CSV + SVG, optionally resampled.",
         discussion: """
-            Writes NAME.hea and NAME.dat (WFDB format 16, 1 µV resolution), NAME.csv (a header
+            Writes NAME.hea and NAME.dat (WFDB format 16, 1 µV resolution), NAME.csv (a header \
             row of lead names, then millivolts) and NAME.svg (standard ECG paper).
 
             Examples:

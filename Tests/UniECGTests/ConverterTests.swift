@@ -161,4 +161,44 @@ import Testing
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect((parsed?["tensors"] as? [Any])?.count == 21)
     }
+
+    @Test("retuning copies a .uecg bit for bit, changes only the keys it is told to, and refuses bad settings")
+    func retune() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        let source = try GeneratorTests.convert(.q8, into: dir)
+        let copy = dir.path("copy.uecg")
+        try MetadataRetune.copy(from: source, to: copy, settings: [])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == Data(contentsOf: URL(fileURLWithPath: source)))
+
+        let retuned = dir.path("retuned.uecg")
+        let settings = try ["unet.schedule.sampler=ddpm", "unet.schedule.steps=40", "unet.guidance_scale=3.5"]
+            .map { s throws(ConversionError) in try MetadataRetune.Setting(parsing: s) }
+        let changed = try MetadataRetune.copy(from: source, to: retuned, settings: settings)
+        #expect(changed.map(\.new) == [.string("ddpm"), .int(40), .double(3.5)])
+        let before = try ModelFile(path: source), after = try ModelFile(path: retuned)
+        #expect(after.metadata("unet.schedule.sampler") == .string("ddpm"))
+        #expect(after.metadata("unet.schedule.steps") == .int(40))
+        #expect(after.metadata("unet.guidance_scale") == .double(3.5))
+        #expect(after.metadataKeys == before.metadataKeys)
+        for key in before.metadataKeys where !["unet.schedule.sampler", "unet.schedule.steps", "unet.guidance_scale"].contains(key) {
+            #expect(after.metadata(key) == before.metadata(key), "\(key)")
+        }
+        #expect(after.tensors.map(\.name) == before.tensors.map(\.name))
+        #expect(after.tensors.map(\.hash) == before.tensors.map(\.hash))
+        let generator = try ECGGenerator(path: retuned)
+        #expect(generator.defaultGuidance == 3.5)
+
+        func refused(_ setting: String, _ message: String) throws {
+            let out = dir.path("refused.uecg")
+            #expect {
+                try MetadataRetune.copy(from: source, to: out, settings: [MetadataRetune.Setting(parsing: setting)])
+            } throws: { "\($0)".contains(message) }
+            #expect(!FileManager.default.fileExists(atPath: out), "\(setting) left a file behind")
+        }
+        try refused("unet.schedule.sampler=euler", "does not load as a generator")
+        try refused("unet.schedule.steps=many", "is an integer")
+        try refused("unet.no_such_key=1", "no metadata key 'unet.no_such_key'")
+        try refused("=1", "KEY=VALUE")
+        #expect(throws: ConversionError.self) { try MetadataRetune.copy(from: source, to: source, settings: []) }
+    }
 }

@@ -69,7 +69,11 @@ def main():
     ap.add_argument("--uniecg", required=True)
     ap.add_argument("--per-condition", type=int, default=8)
     ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model file's)")
+    ap.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp_2m"], default=None,
+                    help="sampler (default: the model file's)")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model file's)")
+    ap.add_argument("--generate-only", action="store_true", help="skip the explain half")
     ap.add_argument("--candidates", type=int, default=None,
                     help="samples per objective (default: uniecg generate's, 8: best by the measured criteria and rate)")
     ap.add_argument("--json")
@@ -86,9 +90,12 @@ def main():
                 truth = meta["truth"]
                 path = os.path.join(tmp, f"r{i}.npy")
                 np.save(path, sig.astype(np.float32))
-                r = run([args.uniecg, "explain", path, "--sample-rate", "500", "--json", "--model", args.model])
                 row = {"condition": cond, "index": i}
-                if r.returncode != 0:
+                r = None if args.generate_only else run(
+                    [args.uniecg, "explain", path, "--sample-rate", "500", "--json", "--model", args.model])
+                if r is None:
+                    pass
+                elif r.returncode != 0:
                     row.update(explain_error=r.stderr.strip()[-300:])
                 else:
                     out = json.loads(r.stdout)
@@ -107,8 +114,10 @@ def main():
                 hr = int(round(truth["heart_rate_bpm"]))
                 asks_rate = re.search(rf"(?<!\d){hr}(?!\d)", objective) is not None
                 base = os.path.join(tmp, f"g{i}")
-                g = run([args.uniecg, "generate", objective, "--model", args.model, "-o", base,
-                         "--steps", str(args.steps), "--seed", str(i)]
+                g = run([args.uniecg, "generate", objective, "--model", args.model, "-o", base, "--seed", str(i)]
+                        + (["--steps", str(args.steps)] if args.steps else [])
+                        + (["--sampler", args.sampler] if args.sampler else [])
+                        + (["--guidance", str(args.guidance)] if args.guidance else [])
                         + (["--candidates", str(args.candidates)] if args.candidates else []))
                 row.update(objective=objective, asks_rate=asks_rate, requested_rate=hr)
                 if g.returncode != 0:
