@@ -98,7 +98,7 @@ static void im2col_task(void *ctx, int32_t index, int32_t count) {
                 col[i * s->kernel + j] = p >= 0 && p < job->length ? x[p] : 0.0f;
             }
         }
-        uniecg__quantize_activations(col, job->cols, job->xq + t * job->cols, job->xs + t * groups);
+        uniecg__quantize(job->kernels, col, job->cols, job->xq + t * job->cols, job->xs + t * groups);
     }
 }
 

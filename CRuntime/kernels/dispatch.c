@@ -118,7 +118,7 @@ uniecg_status uniecg_q8_matvec(uniecg_kernel_variant variant, const void *w_payl
         free(xs);
         return UNIECG_ERR_OUT_OF_MEMORY;
     }
-    uniecg__quantize_activations(x, (int64_t)cols, xq, xs);
+    uniecg__quantize(uniecg__kernels_for(v), x, (int64_t)cols, xq, xs);
     q8_matmul_args args = {.w = w_payload, .w_scales = (const uint8_t *)w_payload + rows * cols, .xq = xq, .xs = xs,
                            .y = y, .rows = (int64_t)rows, .cols = (int64_t)cols, .n_tokens = 1, .y_stride = (int64_t)rows};
     uniecg__kernels_for(v)->q8_matmul(&args, 0, (int64_t)rows);

@@ -34,6 +34,9 @@ typedef struct {
      * `scores` is scratch for heads * count floats. NULL means the caller's reference loop. */
     void (*attend)(const float *q, int64_t heads, const float *k, const float *v, int64_t stride, int64_t count,
                    int64_t head_dim, float scale, float *scores, float *out);
+    /* optional: uniecg__quantize_activations, bit for bit (finite inputs); NULL means that
+     * reference */
+    void (*quantize)(const float *x, int64_t n, int8_t *q, float *scales);
 } uniecg_kernels;
 
 /* The table of a concrete, supported variant (not AUTO). */
@@ -43,6 +46,13 @@ const uniecg_kernels *uniecg__kernels_for(uniecg_kernel_variant variant);
  * q = nearbyint(x / scale) (ties to even). Shared by every variant so the activations are
  * bit-identical whatever kernel runs. */
 void uniecg__quantize_activations(const float *x, int64_t n, int8_t *q, float *scales);
+
+/* The variant's vector form of it when it has one (the same bits), else the reference. */
+static inline void uniecg__quantize(const uniecg_kernels *kernels, const float *x, int64_t n, int8_t *q,
+                                    float *scales) {
+    if (kernels && kernels->quantize) kernels->quantize(x, n, q, scales);
+    else uniecg__quantize_activations(x, n, q, scales);
+}
 
 extern const uniecg_kernels uniecg__kernels_portable;
 #if defined(__x86_64__)

@@ -164,7 +164,7 @@ void uniecg__linear_many(const uniecg_kernels *kernels, uniecg_thread_pool *pool
     }
     int64_t cols = w[0]->cols;
     for (int64_t t = 0; t < n; t++)
-        uniecg__quantize_activations(x + t * cols, cols, act->q + t * cols, act->scales + t * (cols / UNIECG_Q8_GROUP));
+        uniecg__quantize(kernels, x + t * cols, cols, act->q + t * cols, act->scales + t * (cols / UNIECG_Q8_GROUP));
     q8_fused_job job = {.kernels = kernels, .count = count};
     job.first[0] = 0;
     for (int32_t i = 0; i < count; i++) {

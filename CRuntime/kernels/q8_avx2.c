@@ -304,6 +304,38 @@ AVX2_TARGET static void attend(const float *q, int64_t heads, const float *k, co
     }
 }
 
+/* uniecg__quantize_activations in 8-lane steps, the same operations in the same order: max of
+ * |x| (exact), scale = max / 127 and its inverse in scalar f32, x * inverse rounded to nearest
+ * even (_mm256_round_ps = nearbyintf in the default rounding mode), clamped to +-127. */
+AVX2_TARGET static void quantize(const float *x, int64_t n, int8_t *q, float *scales) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
+        const float *xg = x + g * UNIECG_Q8_GROUP;
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xg + 8 * k);
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float scale = _mm_cvtss_f32(m4) / 127.0f;
+        __m256 inverse = _mm256_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
+        __m256i i32[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            i32[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+        }
+        /* packs work within 128-bit lanes: 0-3 8-11 4-7 12-15 | 16-19 ..., put back in order */
+        __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
+        __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order);
+        _mm256_storeu_si256((__m256i *)(q + g * UNIECG_Q8_GROUP), i8);
+        scales[g] = scale;
+    }
+}
+
 const uniecg_kernels uniecg__kernels_avx2 = {
     .variant = UNIECG_KERNELS_AVX2,
     .q8_matmul = q8_matmul,
@@ -312,5 +344,6 @@ const uniecg_kernels uniecg__kernels_avx2 = {
     .f32_axpy = f32_axpy,
     .silu_mul = silu_mul,
     .attend = attend,
+    .quantize = quantize,
 };
 #endif

@@ -72,12 +72,39 @@ static void f32_axpy_neon(float *y, float alpha, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
+ * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
+static void quantize_neon(const float *x, int64_t n, int8_t *q, float *scales) {
+    const float32x4_t hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-127.0f);
+    for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
+        const float *xg = x + g * UNIECG_Q8_GROUP;
+        float32x4_t v[8];
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(xg + 4 * k);
+            m = vmaxq_f32(m, vabsq_f32(v[k]));
+        }
+        float scale = vmaxvq_f32(m) / 127.0f;
+        float32x4_t inverse = vdupq_n_f32(scale > 0.0f ? 1.0f / scale : 0.0f);
+        int16x8_t h[4];
+        for (int k = 0; k < 4; k++) {
+            int32x4_t a = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(v[2 * k], inverse)), lo), hi));
+            int32x4_t b = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(v[2 * k + 1], inverse)), lo), hi));
+            h[k] = vcombine_s16(vmovn_s32(a), vmovn_s32(b));
+        }
+        vst1q_s8(q + g * UNIECG_Q8_GROUP, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8(q + g * UNIECG_Q8_GROUP + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        scales[g] = scale;
+    }
+}
+
 const uniecg_kernels uniecg__kernels_neon = {
     .variant = UNIECG_KERNELS_NEON,
     .q8_matmul = q8_matmul_neon,
     .q8_group_dot = group_dot_neon,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
+    .quantize = quantize_neon,
 };
 
 const uniecg_kernels uniecg__kernels_neon_dotprod = {
@@ -86,5 +113,6 @@ const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .q8_group_dot = group_dot_sdot,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
+    .quantize = quantize_neon,
 };
 #endif

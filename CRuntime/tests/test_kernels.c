@@ -6,6 +6,7 @@
  * UNIECG_EXPECT_KERNELS (set by run.sh under qemu, e.g. "portable,neon") names the exact set of
  * variants the CPU must report, so a CPU model without SDOT is proven never to get it. */
 #include "testing.h"
+#include "kernels.h"
 
 #include <math.h>
 
@@ -212,6 +213,39 @@ static void variants_against_portable(void) {
     }
     for (int k = 0; k < 32; k++) a[k] = b[k] = 127;
     CHECK(uniecg_q8_group_dot(UNIECG_KERNELS_PORTABLE, a, b) == 32 * 127 * 127);
+
+    /* activation quantization: a variant's vector form gives the reference's bits, on random
+     * groups of several magnitudes, exact ties (k + 0.5 steps), all-zero groups and subnormals */
+    enum { QN = 32 * 64 };
+    static float xa[QN], sa[QN / 32], sb[QN / 32];
+    static int8_t qa[QN], qb[QN];
+    for (int g = 0; g < QN / 32; g++) {
+        float magnitude = ldexpf(1.0f, g % 24 - 12);
+        for (int k = 0; k < 32; k++) {
+            float *v = &xa[g * 32 + k];
+            switch (g % 5) {
+            case 0: *v = 0.0f; break;                                           /* scale 0 */
+            case 1: *v = k == 0 ? 127.0f : (float)((int)(test_next() % 254) - 127) + 0.5f; break; /* ties */
+            case 2: *v = test_uniform() * 1e-40f; break;                        /* subnormal */
+            default: *v = test_uniform() * magnitude;
+            }
+        }
+    }
+    uniecg__quantize_activations(xa, QN, qa, sa);
+    for (int i = 1; i < 4; i++) {
+        uniecg_kernel_variant variant = all_variants[i];
+        if (!uniecg_kernel_variant_supported(variant)) continue;
+        const uniecg_kernels *k = uniecg__kernels_for(variant);
+        if (!k->quantize) continue;
+        memset(qb, 0, sizeof qb);
+        k->quantize(xa, QN, qb, sb);
+        CHECK_MSG(memcmp(qa, qb, sizeof qa) == 0 && memcmp(sa, sb, sizeof sa) == 0, "%s quantize differs from the reference",
+                  uniecg_kernel_variant_name(variant));
+        printf("%s: activation quantization bit-exact on %d groups (ties, zeros, subnormals included)\n",
+               uniecg_kernel_variant_name(variant), QN / 32);
+    }
+    /* the ties really are ties: 127 sets the scale to 1, so k + 0.5 rounds to the even side */
+    CHECK(sa[1] == 1.0f && qa[32 + 1] == (int8_t)nearbyintf(xa[32 + 1]));
 
     /* matrix-vector products: every variant within float rounding of the portable one, and the
      * portable one within the activation-quantization bound of a double-precision product */

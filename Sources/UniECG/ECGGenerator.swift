@@ -288,9 +288,12 @@ public final class ECGGenerator: @unchecked Sendable {
     /// plan intent) and a measured heart rate within 10 % of the condition's; among equals the rate
     /// nearest the condition's (relative difference; unmeasurable samples last), then the first. A small generator draws the requested
     /// rhythm and rate only some of the time; the seeds make the choice reproducible.
-    /// `onStep` gets (step, total) over all candidates.
+    /// With `stopAtFirstMatch` the draws end at the first sample that meets both asks (later ones
+    /// could only come nearer in rate), which saves most of the time when the generator often
+    /// gets it right. `onStep` gets (step, total) over all candidates, and (total, total) at such
+    /// an early end.
     public func generateBest(condition: ECGCondition, candidates: Int, options: ECGGenerationOptions = ECGGenerationOptions(),
-                             wanted: String? = nil,
+                             wanted: String? = nil, stopAtFirstMatch: Bool = false,
                              onStep: (Int, Int) -> Void = { _, _ in }) throws(UniECGError)
         -> (record: ECGRecord, summary: ECGGenerationSummary, chosen: Int, candidates: [Candidate])
     {
@@ -315,6 +318,10 @@ public final class ECGGenerator: @unchecked Sendable {
             let rateError = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
             let score = ((shows == false ? 1 : 0) + (rateError <= 0.10 ? 0 : 1), rateError)
             if best == nil || score < best!.score { best = (record, summary, k, score) }
+            if stopAtFirstMatch && score.0 == 0 && rate != nil {
+                onStep(candidates * summary.steps, candidates * summary.steps)
+                break
+            }
         }
         return (best!.record, best!.summary, best!.index, drawn)
     }

@@ -14,13 +14,14 @@ struct GenerateCommand: ParsableCommand {
             NAME.dat (WFDB format 16), NAME.csv and NAME.svg (standard ECG paper) are written. The \
             ECG is synthetic: \(UniECGVersion.notice)
 
-            With an objective, 8 samples are drawn by default (--candidates; seeds SEED, SEED+1, \
-            ...) and the best by the measurements is kept: one that meets both the simplified \
-            criteria of the finding the objective asks for (the model's intent head names it) \
-            and a measured rate within 10 % of the requested, else one that meets either, the \
-            measured rate nearest the requested deciding between equals. The small \
-            bundled generator does not draw the rhythm and rate reliably in one go. With --condition \
-            one sample is drawn unless --candidates says otherwise.
+            With an objective, up to 16 samples are drawn by default (--candidates; seeds SEED, \
+            SEED+1, ...) and the best by the measurements is kept: the first that meets both the \
+            simplified criteria of the finding the objective asks for (the model's intent head \
+            names it) and a measured rate within 10 % of the requested ends the draws \
+            (--all-candidates draws all and keeps the nearest rate among those); else one that \
+            meets either, the measured rate nearest the requested deciding between equals. The \
+            small bundled generator does not draw the rhythm and rate reliably in one go. With \
+            --condition one sample is drawn unless --candidates says otherwise.
 
             Without an objective, --condition gives the condition directly (any file with a U-Net \
             and a VAE):
@@ -60,8 +61,11 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed: the same seed gives the same ECG.")
     var seed: UInt64 = 0
 
-    @Option(help: "Samples to draw, keeping the best by the measurements (see above; default: 8 with an objective, 1 with --condition).")
+    @Option(help: "Samples to draw, keeping the best by the measurements (see above; default: up to 16 with an objective, 1 with --condition).")
     var candidates: Int?
+
+    @Flag(help: "Draw every candidate, even after one meets the criteria and the rate (default: stop there).")
+    var allCandidates = false
 
     @Option(help: "Sex condition: male or female.")
     var sex: Sex?
@@ -145,13 +149,13 @@ struct GenerateCommand: ParsableCommand {
             interrupt.resume()
             defer { interrupt.cancel() }
 
-            let draws = candidates ?? (objective == nil ? 1 : 8)
+            let draws = candidates ?? (objective == nil ? 1 : 16)
             let bar = ProgressBar(label: "generate")
             // Known intents only: a name the criteria do not know cannot be checked.
             let wanted = intent.flatMap { $0 == "normal_sinus_rhythm" || ECGCriteria.names[$0] != nil ? $0 : nil }
             let started = DispatchTime.now()
             let (record, summary, chosen, drawn) = try generator.generateBest(condition: cond, candidates: draws, options: options,
-                                                                             wanted: wanted) { i, n in
+                                                                             wanted: wanted, stopAtFirstMatch: !allCandidates) { i, n in
                 bar.update(fraction: Double(i) / Double(n), detail: "step \(i) of \(n)")
             }
             bar.finish()
@@ -159,7 +163,8 @@ struct GenerateCommand: ParsableCommand {
             if draws > 1 {
                 let rates = drawn.map { $0.measuredRate.map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: ", ")
                 let shows = wanted == nil ? "" : "; \(drawn.filter { $0.showsWanted == true }.count) of them meet the criteria of what was asked"
-                print("kept sample \(chosen + 1) of \(draws) (seed \(summary.seed)); measured rates \(rates) bpm"
+                let stopped = drawn.count < draws ? " (stopped at the first that meets the criteria and the rate)" : ""
+                print("kept sample \(chosen + 1) of \(drawn.count) drawn of up to \(draws)\(stopped), seed \(summary.seed); measured rates \(rates) bpm"
                       + (cond.heartRate.map { String(format: " for %.0f requested", $0) } ?? "") + shows)
             }
             let title = "Synthetic ECG — seed \(summary.seed), \(summary.steps) \(summary.sampler.rawValue) steps, guidance \(summary.guidance)"
@@ -175,7 +180,7 @@ struct GenerateCommand: ParsableCommand {
             }
             Terminal.writeError(String(format: "-- %d steps in %.2f s, decoded in %.3f s%@, kernels %@, %d threads\n",
                                        summary.steps, summary.samplingSeconds, summary.decodingSeconds,
-                                       draws > 1 ? String(format: " (the kept sample; all %d with measuring: %.2f s)", draws, totalSeconds) : "",
+                                       draws > 1 ? String(format: " (the kept sample; all %d drawn and measured: %.2f s)", drawn.count, totalSeconds) : "",
                                        generator.kernels.rawValue, generator.threads))
             print(UniECGVersion.notice)
         } catch let exit as ExitCode {

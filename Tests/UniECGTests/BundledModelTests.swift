@@ -82,8 +82,8 @@ import Testing
         let record = try RecordFile.read("\(base).hea", sampleRate: nil).record
         #expect(record.leads.count == 12 && record.duration >= 9.9)
         #expect(record.age == 70 && record.sex == .male)
-        // Eight candidates by default; the teacher sees what was drawn and which criteria it meets.
-        #expect(result.stdout.contains("kept sample") && result.stdout.contains("of 8"), "\(result.stdout)")
+        // Up to 16 candidates by default; the teacher sees what was drawn and which criteria it meets.
+        #expect(result.stdout.contains("kept sample") && result.stdout.contains("of up to 16"), "\(result.stdout)")
         let m = try Measurements.measure(record)
         #expect(result.stdout.contains("criteria the result meets (simplified textbook rules): " + ECGCriteria.summary(m)), "\(result.stdout)")
     }
@@ -173,6 +173,19 @@ import Testing
         }) {
             #expect(c.showsWanted == (ECGCriteria.meets("sinus_tachycardia", try Measurements.measure(record)) ?? false))
         }
+        // Stopping at the first sample that meets both asks draws a prefix of the same seeds and
+        // keeps that sample; without one it draws them all and keeps the same as before.
+        var earlySteps: [(Int, Int)] = []
+        let early = try unified.generator.generateBest(condition: condition, candidates: 3, options: options,
+                                                       wanted: "sinus_tachycardia", stopAtFirstMatch: true) { earlySteps.append(($0, $1)) }
+        let prefix = Array(wanted.candidates.prefix(early.candidates.count))
+        #expect(early.candidates.map(\.seed) == prefix.map(\.seed) && early.candidates.map(\.measuredRate) == prefix.map(\.measuredRate))
+        if let first = wanted.candidates.firstIndex(where: { misses($0) == 0 }) {
+            #expect(early.candidates.count == first + 1 && early.chosen == first)
+        } else {
+            #expect(early.candidates.count == 3 && early.chosen == wanted.chosen)
+        }
+        #expect(earlySteps.last.map { $0.0 == $0.1 } == true)
         #expect(throws: UniECGError.invalidArgument("no criteria are known for the finding 'tachy'")) {
             try unified.generator.generateBest(condition: condition, candidates: 1, wanted: "tachy")
         }

@@ -22,8 +22,9 @@ Explain: the 10 s record at 500 Hz goes to `uniecg explain --json` (greedy). Sco
 Both are reported over all records and over the records whose measurements support their label
 (on the others even a perfect reader of the evidence block would disagree with the label).
 
-Generate: the record's first objective goes to `uniecg generate` (25 DDIM steps, guidance 2,
-seed = record index; by default the product's best of 8 samples: fewest misses of the measured
+Generate: the record's first objective goes to `uniecg generate` (the model file's sampler, steps
+and guidance unless --sampler/--steps/--guidance say otherwise; seed = record index; by default
+the product's best of up to 16 samples, stopping at the first that meets both asks: fewest misses of the measured
 criteria of the finding the model's intent head reads from the objective and of a rate within
 10 % of the requested, then the nearest rate; --candidates 1 scores single draws); the result is measured with
 `uniecg measure --json`. Scored:
@@ -74,8 +75,9 @@ def main():
                     help="sampler (default: the model file's)")
     ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model file's)")
     ap.add_argument("--generate-only", action="store_true", help="skip the explain half")
+    ap.add_argument("--explain-only", action="store_true", help="skip the generate half")
     ap.add_argument("--candidates", type=int, default=None,
-                    help="samples per objective (default: uniecg generate's, 8: best by the measured criteria and rate)")
+                    help="samples per objective (default: uniecg generate's, up to 16: best by the measured criteria and rate)")
     ap.add_argument("--json")
     ap.add_argument("--show", type=int, default=3, help="print this many explanations")
     args = ap.parse_args()
@@ -110,6 +112,10 @@ def main():
                     if shown < args.show:
                         print(f"--- {cond} (record {i})\n{out['evidence']}\n>>> {out['explanation']}\n", flush=True)
                         shown += 1
+                if args.explain_only:
+                    row.update(asks_rate=False)
+                    rows.append(row)
+                    continue
                 objective = meta["objectives"][0]
                 hr = int(round(truth["heart_rate_bpm"]))
                 asks_rate = re.search(rf"(?<!\d){hr}(?!\d)", objective) is not None
