@@ -10,11 +10,11 @@ struct ExplainCommand: ParsableCommand {
             The record is measured (rate, rhythm, intervals, axis, voltage, ST); the measurements \
             go into the prompt as an evidence block next to the encoded signal, and the model's \
             explanation is streamed sentence by sentence. A sentence that states a number the \
-            evidence block does not hold for that quantity is left out and marked (--json keeps \
-            the model's whole text in model_text and lists what was left out). A note follows \
-            when the impression names a finding whose simplified criteria the measurements do \
-            not meet. Then the measurement table is printed, with the evidence each value rests \
-            on and the criteria met. \
+            evidence block does not hold for that quantity, or an impression naming a finding \
+            whose simplified criteria the measurements do not meet, is left out and marked \
+            (--json keeps the model's whole text in model_text and lists what was left out). \
+            Then the measurement table is printed, with the evidence each value rests on and the \
+            criteria met. \
             \(UniECGVersion.notice)
 
             Examples:
@@ -65,7 +65,7 @@ struct ExplainCommand: ParsableCommand {
     /// What stands in the text for a sentence left out, keeping the white space that followed it.
     static func leftOutNote(_ s: CheckedExplanation.Sentence) -> String {
         let space = String(s.text.reversed().prefix { $0.isWhitespace }.reversed())
-        return "[left out: a sentence whose numbers disagree with the measurements (\(s.disagreements.joined(separator: "; ")))]" + space
+        return "[left out: a sentence that disagrees with the measurements (\(s.disagreements.joined(separator: "; ")))]" + space
     }
 
     func run() throws {
@@ -103,8 +103,9 @@ struct ExplainCommand: ParsableCommand {
         options.sampling.seed = seed
 
         // The text streams sentence by sentence: each is checked against the evidence block
-        // first, and one that states a number the measurements do not hold is left out, visibly.
-        var checked = CheckedExplanation(evidence: Evidence.render(measurements))
+        // first, and one that states a number the measurements do not hold, or concludes a
+        // finding they do not meet, is left out, visibly.
+        var checked = CheckedExplanation(evidence: Evidence.render(measurements), measurements: measurements)
         let show = { (sentences: [CheckedExplanation.Sentence]) in
             guard !json else { return }
             for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s)) }
@@ -138,12 +139,6 @@ struct ExplainCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
-        }
-        // The impression against the textbook criteria: a teaching aid must say when its
-        // conclusion is not what the numbers meet.
-        if let named = ECGCriteria.impression(in: checked.groundedText), ECGCriteria.meets(named, measurements) == false {
-            let name = named == "normal_sinus_rhythm" ? "a normal sinus rhythm" : ECGCriteria.names[named]!
-            emit("\n\nNote: the measurements do not meet the simplified criteria for \(name) (they meet: \(ECGCriteria.summary(measurements))).")
         }
         emit("\n\nMeasurements the explanation rests on:\n")
         emit(MeasurementTable.render(measurements, record: full) + "\n")

@@ -63,4 +63,28 @@ import Testing
         #expect(c.add("Next").map(\.grounded) == [true])
         #expect(c.finish().map(\.text) == ["Next"])
     }
+
+    @Test("given the measurements, an impression they do not meet the criteria of is left out, one they meet is kept")
+    func impressionAgainstCriteria() throws {
+        let m = try Measurements.measure(SimulatedRecordTests.load("rbbb").0)
+        let evidence = Evidence.render(m)
+        func check(_ text: String) -> CheckedExplanation {
+            var c = CheckedExplanation(evidence: evidence, measurements: m)
+            _ = c.add(text)
+            _ = c.finish()
+            return c
+        }
+        let wrong = check("The QRS is wide. Impression: left bundle branch block. Not a diagnosis.")
+        #expect(wrong.sentences.map(\.grounded) == [true, false, true])
+        #expect(wrong.sentences[1].disagreements
+            == ["the measurements do not meet the simplified criteria for left bundle branch block; they meet: \(ECGCriteria.summary(m))"])
+        #expect(wrong.groundedText == "The QRS is wide. Not a diagnosis.")
+        #expect(check("The QRS is wide. This ECG shows right bundle branch block. Not a diagnosis.").sentences.allSatisfy { $0.grounded })
+        #expect(!check("Conclusion: normal sinus rhythm. ").sentences[0].grounded)
+        // Without the measurements only the numbers are checked, as before.
+        var numbersOnly = CheckedExplanation(evidence: evidence)
+        _ = numbersOnly.add("Impression: left bundle branch block. ")
+        _ = numbersOnly.finish()
+        #expect(numbersOnly.sentences.count == 1 && numbersOnly.sentences.allSatisfy { $0.grounded })
+    }
 }

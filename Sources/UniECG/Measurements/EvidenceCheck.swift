@@ -69,7 +69,10 @@ public struct EvidenceCheck: Sendable {
 
 /// An explanation checked sentence by sentence as it streams: pieces go in, complete sentences
 /// come out with what (if anything) disagrees with the evidence. A sentence ends at "." or ";"
-/// followed by white space, so "0.13 mV" does not end one.
+/// followed by white space, so "0.13 mV" does not end one. Given the measurements too, an
+/// impression ("Impression: X.", "This ECG shows X.", ...) that names a finding whose simplified
+/// criteria (ECGCriteria) they do not meet disagrees as well: the model may name what the
+/// record's label would be, but a teaching aid must not conclude what its own table does not show.
 public struct CheckedExplanation: Sendable {
     public struct Sentence: Sendable, Equatable {
         /// The sentence with the white space that followed it, so the pieces join to the model's text.
@@ -79,12 +82,14 @@ public struct CheckedExplanation: Sendable {
     }
 
     let check: EvidenceCheck
+    let measurements: Measurements?
     private var pending = ""
     /// Every sentence so far, in order.
     public private(set) var sentences: [Sentence] = []
 
-    public init(evidence: String) {
+    public init(evidence: String, measurements: Measurements? = nil) {
         check = EvidenceCheck(evidence: evidence)
+        self.measurements = measurements
     }
 
     /// Adds a streamed piece; returns the sentences it completed.
@@ -113,7 +118,13 @@ public struct CheckedExplanation: Sendable {
     public var modelText: String { sentences.map(\.text).joined() + pending }
 
     private func sentence(_ text: String) -> Sentence {
-        Sentence(text: text, disagreements: check.disagreements(in: text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        var why = check.disagreements(in: trimmed)
+        if let m = measurements, let named = ECGCriteria.impression(in: trimmed), ECGCriteria.meets(named, m) == false {
+            let name = named == "normal_sinus_rhythm" ? "a normal sinus rhythm" : ECGCriteria.names[named] ?? named
+            why.append("the measurements do not meet the simplified criteria for \(name); they meet: \(ECGCriteria.summary(m))")
+        }
+        return Sentence(text: text, disagreements: why)
     }
 
     /// The index just past the white space that follows the first sentence end, when that white
