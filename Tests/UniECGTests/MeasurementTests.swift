@@ -59,8 +59,10 @@ import Testing
         return try ECGRecord(leads: Lead.allCases, signals: signals, sampleRate: rate)
     }
 
+    // The last: at 150 bpm the P wave starts 10 ms before the previous T wave ends (no TP segment).
     @Test("rate, PR, QRS, QT and axis within the stated tolerances", arguments: [
         (72.0, 160.0, 90.0, 380.0, 60.0), (48.0, 240.0, 100.0, 460.0, -45.0), (120.0, 140.0, 130.0, 320.0, 120.0),
+        (150.0, 150.0, 90.0, 260.0, 60.0),
     ])
     func known(rate: Double, pr: Double, qrs: Double, qt: Double, axis: Double) throws {
         let truth = Truth(heartRate: rate, pr: pr, qrs: qrs, qt: qt, axisDegrees: axis)
