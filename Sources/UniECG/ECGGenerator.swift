@@ -318,7 +318,8 @@ public final class ECGGenerator: @unchecked Sendable {
             let rateError = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
             let score = ((shows == false ? 1 : 0) + (rateError <= 0.10 ? 0 : 1), rateError)
             if best == nil || score < best!.score { best = (record, summary, k, score) }
-            if stopAtFirstMatch && score.0 == 0 && rate != nil {
+            // No misses implies a measured rate: an unmeasurable sample has an infinite rate error.
+            if stopAtFirstMatch && score.0 == 0 {
                 onStep(candidates * summary.steps, candidates * summary.steps)
                 break
             }
