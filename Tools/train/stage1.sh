@@ -7,6 +7,7 @@
 #   Tools/train/stage1.sh WORKDIR            # the proposed budget (README, "Stage 1: diffusion")
 #   COUNT=2000 VAE_STEPS=600 VAE_MIN=6 UNET_STEPS=700 UNET_MIN=8 Tools/train/stage1.sh /tmp/smoke
 #   UNET_SIZE=small ...   # the U-Net of --size small (6 levels, 4 heads) on the run's VAE
+#   CONDITION_WEIGHT=atrial_flutter=3,pvc=3 ...   # sample those records 3x as often (U-Net)
 #
 # One thread per process (on a shared 2-core machine two threads were 15-30x slower than one);
 # stage 2 can use the other core at the same time.
@@ -22,7 +23,7 @@ mkdir -p "$work"
 "$py" "$here/train_diffusion.py" vae --data "$work/data" --run "$work/run" --seed "$seed" \
     --steps "${VAE_STEPS:-3000}" --max-minutes "${VAE_MIN:-15}" --batch 16 --threads 1 --save-every 500
 "$py" "$here/train_diffusion.py" unet --data "$work/data" --run "$work/run" --seed "$seed" --size "${UNET_SIZE:-tiny}" \
-    --steps "${UNET_STEPS:-5500}" --max-minutes "${UNET_MIN:-35}" --batch 64 --threads 1 --save-every 500
+    ${CONDITION_WEIGHT:+--condition-weight "$CONDITION_WEIGHT"} --steps "${UNET_STEPS:-5500}" --max-minutes "${UNET_MIN:-35}" --batch 64 --threads 1 --save-every 500
 "$py" "$here/export_diffusion.py" --run "$work/run" --out "$work/export"
 "$py" "$here/eval_diffusion.py" --model "$work/export" --per-condition "${EVAL_N:-8}" --steps 25 \
     | tee "$work/eval.txt"

