@@ -167,13 +167,13 @@ import Testing
         let dir = try Fixtures.temporaryDirectory()
         let source = try GeneratorTests.convert(.q8, into: dir)
         let copy = dir.path("copy.uecg")
-        try MetadataRetune.copy(from: source, to: copy, settings: [])
+        try ModelRetune.copy(from: source, to: copy, settings: [])
         #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == Data(contentsOf: URL(fileURLWithPath: source)))
 
         let retuned = dir.path("retuned.uecg")
         let settings = try ["unet.schedule.sampler=ddpm", "unet.schedule.steps=40", "unet.guidance_scale=3.5"]
-            .map { s throws(ConversionError) in try MetadataRetune.Setting(parsing: s) }
-        let changed = try MetadataRetune.copy(from: source, to: retuned, settings: settings)
+            .map { s throws(ConversionError) in try ModelRetune.Setting(parsing: s) }
+        let changed = try ModelRetune.copy(from: source, to: retuned, settings: settings)
         #expect(changed.map(\.new) == [.string("ddpm"), .int(40), .double(3.5)])
         let before = try ModelFile(path: source), after = try ModelFile(path: retuned)
         #expect(after.metadata("unet.schedule.sampler") == .string("ddpm"))
@@ -191,14 +191,47 @@ import Testing
         func refused(_ setting: String, _ message: String) throws {
             let out = dir.path("refused.uecg")
             #expect {
-                try MetadataRetune.copy(from: source, to: out, settings: [MetadataRetune.Setting(parsing: setting)])
+                try ModelRetune.copy(from: source, to: out, settings: [ModelRetune.Setting(parsing: setting)])
             } throws: { "\($0)".contains(message) }
             #expect(!FileManager.default.fileExists(atPath: out), "\(setting) left a file behind")
         }
-        try refused("unet.schedule.sampler=euler", "does not load as a generator")
+        try refused("unet.schedule.sampler=euler", "does not load")
         try refused("unet.schedule.steps=many", "is an integer")
         try refused("unet.no_such_key=1", "no metadata key 'unet.no_such_key'")
         try refused("=1", "KEY=VALUE")
-        #expect(throws: ConversionError.self) { try MetadataRetune.copy(from: source, to: source, settings: []) }
+        #expect(throws: ConversionError.self) { try ModelRetune.copy(from: source, to: source, settings: []) }
+    }
+
+    @Test("replacing parts takes every tensor and key of those parts from the donor, keeps the rest, and checks the joins")
+    func replaceParts() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        let base = try GeneratorTests.convert(.q8, into: dir)
+        let donor = try GeneratorTests.convert(.none, into: dir)
+        let swapped = dir.path("swapped.uecg")
+        try ModelRetune.copy(from: base, to: swapped, settings: [.init(parsing: "unet.schedule.steps=7")],
+                             replacing: .init(donor: donor, parts: ["unet"]))
+        let b = try ModelFile(path: base), d = try ModelFile(path: donor), s = try ModelFile(path: swapped)
+        let hashes = { (f: ModelFile, prefix: String) in
+            Dictionary(uniqueKeysWithValues: f.tensors.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.hash) })
+        }
+        #expect(hashes(s, "unet.") == hashes(d, "unet."))
+        #expect(hashes(s, "vae.") == hashes(b, "vae."))
+        #expect(hashes(b, "unet.") != hashes(d, "unet."), "q8 and unquantized U-Nets should differ")
+        #expect(s.tensors.count == b.tensors.count)
+        #expect(s.metadata("unet.schedule.steps") == .int(7))
+        #expect(s.metadata("general.converter") == b.metadata("general.converter"))
+        _ = try ECGGenerator(path: swapped)
+
+        func refused(_ replacement: ModelRetune.PartReplacement, from input: String = base, _ message: String) {
+            let out = dir.path("refused.uecg")
+            #expect { try ModelRetune.copy(from: input, to: out, settings: [], replacing: replacement) }
+                throws: { "\($0)".contains(message) }
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+        refused(.init(donor: donor, parts: ["image"]), "has no part 'image'")
+        refused(.init(donor: donor, parts: ["general"]), "cannot be replaced")
+        refused(.init(donor: dir.path("missing.uecg"), parts: ["unet"]), "missing.uecg")
+        // The bundled model's aligner makes 384-wide conditions; the fixture U-Net takes 32.
+        refused(.init(donor: donor, parts: ["unet"]), from: BundledModelTests.model, "do not fit together")
     }
 }

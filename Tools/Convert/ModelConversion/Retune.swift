@@ -1,11 +1,26 @@
 import Foundation
 import UniECG
 
-/// Copies a .uecg file with some of its scalar metadata changed: the defaults a model ships with
-/// (sampler, steps, guidance scale, prompt strings) can be retuned after training without the
-/// training exports. Tensors are copied as decoded payloads, so the weights stay bit for bit;
-/// only existing keys of type bool, i64, f64 or string can be set, each to a value of its type.
-public enum MetadataRetune {
+/// Copies a .uecg file with some of its scalar metadata changed, and optionally whole parts
+/// (unet, vae, ...) taken from another .uecg file: the defaults a model ships with (sampler, steps,
+/// guidance scale, prompt strings) can be retuned, and a retrained diffusion half swapped in, after
+/// training without the other training exports. Tensors are copied as decoded payloads, so the
+/// weights stay bit for bit; only existing keys of type bool, i64, f64 or string can be set, each
+/// to a value of its type.
+public enum ModelRetune {
+    /// Every metadata key and tensor whose name starts with `part.` comes from `donor` instead.
+    public struct PartReplacement {
+        public let donor: String
+        public let parts: [String]
+
+        public init(donor: String, parts: [String]) {
+            self.donor = donor
+            self.parts = parts
+        }
+
+        func owns(_ name: String) -> Bool { parts.contains { name.hasPrefix($0 + ".") } }
+    }
+
     public struct Setting: Equatable {
         public let key: String
         public let value: String
@@ -25,17 +40,34 @@ public enum MetadataRetune {
     /// result is loaded as a generator before this returns, and removed again if it does not load
     /// (a sampler name the runtime does not know, say). Returns the keys changed, old and new.
     @discardableResult
-    public static func copy(from input: String, to output: String, settings: [Setting], zstdLevel: Int = 9) throws
+    public static func copy(from input: String, to output: String, settings: [Setting],
+                            replacing replacement: PartReplacement? = nil, zstdLevel: Int = 9) throws
         -> [(key: String, old: MetadataValue, new: MetadataValue)]
     {
-        guard URL(fileURLWithPath: input).standardizedFileURL != URL(fileURLWithPath: output).standardizedFileURL else {
-            throw ConversionError("the output must be another file than the input (\(input))")
+        let out = URL(fileURLWithPath: output).standardizedFileURL
+        for other in [input] + (replacement.map { [$0.donor] } ?? []) where URL(fileURLWithPath: other).standardizedFileURL == out {
+            throw ConversionError("the output must be another file than the input (\(other))")
         }
-        let source = try ModelFile(path: input)
+        let base = try ModelFile(path: input)
+        var metadata = base.metadata
+        var tensors = base.tensors.map { (file: base, info: $0) }
+        if let replacement {
+            let donor = try ModelFile(path: replacement.donor)
+            for part in replacement.parts {
+                guard !part.isEmpty, !part.contains("."), donor.metadataKeys.contains(where: { $0.hasPrefix(part + ".") }) else {
+                    throw ConversionError("\(replacement.donor) has no part '\(part)' (no \(part).* metadata)")
+                }
+            }
+            guard !replacement.parts.contains("general") else { throw ConversionError("general.* describes the file and cannot be replaced") }
+            metadata = metadata.filter { !replacement.owns($0.key) } + donor.metadata.filter { replacement.owns($0.key) }
+            tensors = tensors.filter { !replacement.owns($0.info.name) }
+                + donor.tensors.filter { replacement.owns($0.name) }.map { (file: donor, info: $0) }
+            try checkJoins(Dictionary(metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
+        }
         var changed: [String: MetadataValue] = [:]
         var report: [(key: String, old: MetadataValue, new: MetadataValue)] = []
         for s in settings {
-            guard let old = source.metadata(s.key) else {
+            guard let old = metadata.first(where: { $0.key == s.key })?.value else {
                 throw ConversionError("\(input) has no metadata key '\(s.key)' (only existing keys can be set)")
             }
             guard changed[s.key] == nil else { throw ConversionError("--set gives '\(s.key)' twice") }
@@ -44,23 +76,37 @@ public enum MetadataRetune {
             report.append((s.key, old, new))
         }
         let writer = try ModelWriter(path: output, zstdLevel: zstdLevel)
-        for entry in source.metadata { try writer.set(entry.key, changed[entry.key] ?? entry.value) }
-        for info in source.tensors {
-            _ = try source.withPayload(of: info.name) { bytes in
+        for entry in metadata { try writer.set(entry.key, changed[entry.key] ?? entry.value) }
+        for (file, info) in tensors {
+            _ = try file.withPayload(of: info.name) { bytes in
                 try writer.addTensor(name: info.name, dtype: info.dtype, shape: info.shape, bytes: bytes)
             }
         }
         try writer.finish()
-        let keys = source.metadataKeys
-        if keys.contains(where: { $0.hasPrefix("unet.") }) && keys.contains(where: { $0.hasPrefix("vae.") }) {
-            do {
-                _ = try ECGGenerator(path: output)
-            } catch {
-                try? FileManager.default.removeItem(atPath: output)
-                throw ConversionError("the retuned file does not load as a generator, not written: \(error)")
-            }
+        let keys = metadata.map(\.key)
+        func has(_ part: String) -> Bool { keys.contains { $0.hasPrefix(part + ".") } }
+        do {
+            if has("unet") && has("vae") { _ = try ECGGenerator(path: output) }
+            if has("text") && has("prompt") { _ = try UnifiedModel(path: output) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: output)
+            throw ConversionError("the retuned file does not load, not written: \(error)")
         }
         return report
+    }
+
+    /// Where parts of a model meet, their shapes must agree: a swapped-in U-Net must take the
+    /// aligner's condition width, and the VAE must make the U-Net's latents.
+    static func checkJoins(_ metadata: [String: MetadataValue]) throws(ConversionError) {
+        func int(_ key: String) -> Int64? {
+            if case .int(let v)? = metadata[key] { return v }
+            return nil
+        }
+        for (a, b) in [("aligner.output_dim", "unet.cond_dim"), ("vae.latent_channels", "unet.latent_channels")] {
+            if let x = int(a), let y = int(b), x != y {
+                throw ConversionError("the parts do not fit together: \(a) is \(x), \(b) is \(y)")
+            }
+        }
     }
 
     static func parse(_ text: String, like old: MetadataValue, key: String) throws(ConversionError) -> MetadataValue {

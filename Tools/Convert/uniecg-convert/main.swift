@@ -30,13 +30,18 @@ struct ConvertCommand: ParsableCommand {
             copied with the metadata that --set names changed (existing bool, integer, number or \
             string keys only, for example the sampling defaults unet.schedule.sampler, \
             unet.schedule.steps and unet.guidance_scale); the tensors are copied bit for bit, and \
-            --name and --description set general.name and general.description.
+            --name and --description set general.name and general.description. \
+            --replace-from OTHER.uecg with --part unet --part vae takes those parts (every \
+            unet.* and vae.* key and tensor) from another converted file instead, for example a \
+            retrained diffusion half; the joins (aligner width, latent channels) are checked and \
+            the result must load.
 
             Examples:
               uniecg-convert Tests/Fixtures/decoder/qwen2-bias-tied-hd80 -o tiny-qwen2.uecg
               uniecg-convert Tests/Fixtures/diffusets/small -o diffusion.uecg
               uniecg-convert ~/models/qwen2.5-0.5b -o qwen.uecg --quant none --zstd-level 3
               uniecg-convert model.uecg -o retuned.uecg --set unet.schedule.sampler=ddpm --set unet.schedule.steps=250
+              uniecg-convert model.uecg -o swapped.uecg --replace-from diffusion.uecg --part unet --part vae
             """
     )
 
@@ -61,6 +66,12 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "KEY=VALUE: change an existing metadata key of a .uecg input (repeatable).")
     var settings: [String] = []
 
+    @Option(help: "With a .uecg input: another .uecg file to take the --part parts from.")
+    var replaceFrom: String?
+
+    @Option(help: "A part (metadata and tensor prefix, such as unet or vae) to take from --replace-from (repeatable).")
+    var part: [String] = []
+
     var retuning: Bool {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && !isDirectory.boolValue
@@ -69,15 +80,22 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         guard (1...22).contains(zstdLevel) else { throw ValidationError("--zstd-level must be 1...22") }
         if !settings.isEmpty && !retuning { throw ValidationError("--set changes a .uecg file; \(directory) is not one") }
+        if (replaceFrom != nil || !part.isEmpty) && !retuning {
+            throw ValidationError("--replace-from and --part change a .uecg file; \(directory) is not one")
+        }
+        if (replaceFrom == nil) != part.isEmpty { throw ValidationError("--replace-from and --part go together") }
     }
 
     func retune() throws {
         do {
-            var all = try settings.map { s throws(ConversionError) in try MetadataRetune.Setting(parsing: s) }
-            if let name { all.append(try MetadataRetune.Setting(parsing: "general.name=\(name)")) }
-            if let description { all.append(try MetadataRetune.Setting(parsing: "general.description=\(description)")) }
-            let changed = try MetadataRetune.copy(from: directory, to: output, settings: all, zstdLevel: zstdLevel)
-            print("wrote \(output): the tensors of \(directory)" + (changed.isEmpty ? ", metadata unchanged" : ", with"))
+            var all = try settings.map { s throws(ConversionError) in try ModelRetune.Setting(parsing: s) }
+            if let name { all.append(try ModelRetune.Setting(parsing: "general.name=\(name)")) }
+            if let description { all.append(try ModelRetune.Setting(parsing: "general.description=\(description)")) }
+            let replacement = replaceFrom.map { ModelRetune.PartReplacement(donor: $0, parts: part) }
+            let changed = try ModelRetune.copy(from: directory, to: output, settings: all, replacing: replacement,
+                                               zstdLevel: zstdLevel)
+            let taken = replacement.map { " (\($0.parts.joined(separator: ", ")) from \($0.donor))" } ?? ""
+            print("wrote \(output): the tensors of \(directory)\(taken)" + (changed.isEmpty ? ", metadata unchanged" : ", with"))
             for c in changed { print("  \(c.key): \(Self.shown(c.old)) -> \(Self.shown(c.new))") }
         } catch {
             Terminal.writeError("uniecg-convert: error: \(error)\n")
