@@ -214,29 +214,7 @@ extension Measurements {
                 // end the "descent" one sample after the peak (simulated RBBB record: QT 273 ms,
                 // truth 332).
                 let lead = Filters.movingAverage(median[t], width: max(1, Int(0.02 * rate))), base = baseline[t]
-                let peak = tWindow.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
-                // Steepest return toward the baseline on the T wave's descent, then the first point
-                // where the slope has flattened to `tFlattening` of that steepest slope: independent
-                // of small baseline offsets. The descent ends where the signal turns back by more than a
-                // noise tolerance (3 % of the T amplitude, at least 5 µV) from its lowest point so
-                // far, so a following P wave is never taken while noise cannot stop it early.
-                let sign: Double = lead[peak] > base ? 1 : -1
-                let tolerance = max(0.005, 0.03 * abs(lead[peak] - base))
-                var descentEnd = peak, lowest = lead[peak] * sign
-                var i = peak
-                while i + 1 < tWindow.upperBound {
-                    i += 1
-                    let v = lead[i] * sign
-                    if v < lowest { lowest = v; descentEnd = i } else if v > lowest + tolerance { break }
-                }
-                var steepest = peak, slope = 0.0
-                for i in peak..<descentEnd {
-                    let d = (lead[i + 1] - lead[i]) * sign
-                    if d < slope { slope = d; steepest = i }
-                }
-                var end = steepest
-                while end < descentEnd, (lead[end + 1] - lead[end]) * sign < tFlattening * slope { end += 1 }
-                if slope < 0 {
+                if let end = slopeTEnd(lead, base: base, window: tWindow) {
                     let tEnd = Double(end) + 0.5
                     tEndSample = tEnd
                     let qt = ms(tEnd - Double(onset))
@@ -396,6 +374,37 @@ extension Measurements {
                                            beats: windowBeats, method: "net area of the last 40 ms of the median QRS"))
         }
         return result
+    }
+
+    /// T end on a lead's smoothed median beat (step 7 of `measure`): after the T wave's steepest
+    /// return toward `base`, the first point where the slope has flattened to `tFlattening` of
+    /// that steepest slope. Nil when the wave never returns toward the baseline.
+    static func slopeTEnd(_ lead: [Double], base: Double, window: Range<Int>) -> Int? {
+        guard !window.isEmpty else { return nil }
+        let peak = window.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
+        // Steepest return toward the baseline on the T wave's descent, then the first point
+        // where the slope has flattened to `tFlattening` of that steepest slope: independent
+        // of small baseline offsets. The descent ends where the signal turns back by more than a
+        // noise tolerance (3 % of the T amplitude, at least 5 µV) from its lowest point so
+        // far, so a following P wave is never taken while noise cannot stop it early.
+        let sign: Double = lead[peak] > base ? 1 : -1
+        let tolerance = max(0.005, 0.03 * abs(lead[peak] - base))
+        var descentEnd = peak, lowest = lead[peak] * sign
+        var i = peak
+        while i + 1 < window.upperBound {
+            i += 1
+            let v = lead[i] * sign
+            if v < lowest { lowest = v; descentEnd = i } else if v > lowest + tolerance { break }
+        }
+        var steepest = peak, slope = 0.0
+        for i in peak..<descentEnd {
+            let d = (lead[i + 1] - lead[i]) * sign
+            if d < slope { slope = d; steepest = i }
+        }
+        guard slope < 0 else { return nil }
+        var end = steepest
+        while end < descentEnd, (lead[end + 1] - lead[end]) * sign < tFlattening * slope { end += 1 }
+        return end
     }
 
     /// T end: where the T wave's slope has flattened to this share of its steepest return. For a
