@@ -12,6 +12,10 @@ public struct PromptFormat: Sendable, Equatable {
     /// The special token whose rows take the image encoder's tokens, placed right after the ECG
     /// tokens (GEM's order); nil when the model takes no image.
     public var imagePlaceholder: String?
+    /// The user turn that asks for an explanation of a photo of the printout on its own (no record,
+    /// no measurements); holds `{question}` and the image placeholder once each. Nil when the model
+    /// was not trained to read photos alone.
+    public var photoTemplate: String?
 
     public init(file: ModelFile) throws(UniECGError) {
         func string(_ key: String) throws(UniECGError) -> String {
@@ -28,6 +32,17 @@ public struct PromptFormat: Sendable, Equatable {
                       generationParameters: string("prompt.generation_parameters"), endOfTurn: string("prompt.end_of_turn"),
                       defaultQuestion: string("prompt.default_question"))
         if case .string(let image)? = file.metadata("prompt.image_placeholder") { imagePlaceholder = image }
+        if case .string(let photo)? = file.metadata("prompt.photo_template") {
+            try Self.checkPhotoTemplate(photo, imagePlaceholder: imagePlaceholder)
+            photoTemplate = photo
+        }
+    }
+
+    public static func checkPhotoTemplate(_ template: String, imagePlaceholder: String?) throws(UniECGError) {
+        guard let imagePlaceholder else { throw .format("prompt.photo_template needs prompt.image_placeholder") }
+        for field in ["{question}", imagePlaceholder] where template.components(separatedBy: field).count != 2 {
+            throw .format("prompt.photo_template must hold \(field) exactly once")
+        }
     }
 
     public init(explainTemplate: String, generateTemplate: String, ecgPlaceholder: String, generationTokens: [String],
@@ -176,12 +191,51 @@ public final class UnifiedModel: @unchecked Sendable {
             guard let imageEncoder, let imagePlaceholderID else {
                 throw .notFound("\(file.path) has no image encoder (image.* with prompt.image_placeholder): it explains signals only")
             }
-            let prepared = try ImagePreparation(size: imageEncoder.imageSize, mean: imageEncoder.mean.map(Float.init),
-                                                std: imageEncoder.std.map(Float.init)).prepare(image)
-            let encoded = try imageEncoder.encode(image: prepared.values).embeddings
-            spliced += encoded
+            guard prompt.photoTemplate == nil else {
+                // Trained on a record (with its measurements) or on a photo alone, never on both at once.
+                throw .invalidArgument("\(file.path) reads a record or a photo on its own, not both together: explain the photo without the record")
+            }
+            spliced += try encode(image: image, with: imageEncoder)
             placeholders += Array(repeating: imagePlaceholderID, count: imageEncoder.tokens)
         }
+        return splice(ids, at: at, placeholders: placeholders, rows: spliced)
+    }
+
+    /// Whether the model explains a photo of a printout on its own (`explain(photo:)`).
+    public var readsPhotos: Bool { prompt.photoTemplate != nil && imageEncoder != nil }
+
+    /// The photo prompt: the photo template filled with the question, the image placeholder
+    /// repeated once per image token and those rows replaced by the encoded photo.
+    public func photoInput(_ image: RGBImage, question: String? = nil) throws(UniECGError) -> PromptInput {
+        guard let template = prompt.photoTemplate, let imageEncoder, let imagePlaceholderID else {
+            throw .notFound("\(file.path) does not read a photo on its own (it needs prompt.photo_template and an image encoder); give it a record")
+        }
+        let q = (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
+        let ids = try encode(template, fields: ["{question}": q])
+        guard let at = ids.firstIndex(of: imagePlaceholderID) else {
+            throw .format("prompt.photo_template does not encode its image placeholder")
+        }
+        let encoded = try encode(image: image, with: imageEncoder)
+        return splice(ids, at: at, placeholders: Array(repeating: imagePlaceholderID, count: imageEncoder.tokens), rows: encoded)
+    }
+
+    /// Streams the explanation of a photo of a printout on its own. Nothing is measured: the text
+    /// can only say what the model reads from the picture (callers say so next to it).
+    public func explain(photo: RGBImage, question: String? = nil,
+                        options: GenerationOptions = GenerationOptions()) throws(UniECGError)
+        -> AsyncThrowingStream<GenerationEvent, any Error>
+    {
+        language.generate(input: try photoInput(photo, question: question), options: options)
+    }
+
+    private func encode(image: RGBImage, with imageEncoder: ImageEncoder) throws(UniECGError) -> [Float] {
+        let prepared = try ImagePreparation(size: imageEncoder.imageSize, mean: imageEncoder.mean.map(Float.init),
+                                            std: imageEncoder.std.map(Float.init)).prepare(image)
+        return try imageEncoder.encode(image: prepared.values).embeddings
+    }
+
+    /// `ids` with the one placeholder at `at` replaced by `placeholders`, whose rows take `rows`.
+    private func splice(_ ids: [Int32], at: Int, placeholders: [Int32], rows spliced: [Float]) -> PromptInput {
         let tokens = Array(ids[..<at]) + placeholders + Array(ids[(at + 1)...])
         let d = language.dimension
         var rows = [Float](repeating: 0, count: tokens.count * d)

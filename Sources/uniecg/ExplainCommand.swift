@@ -17,20 +17,26 @@ struct ExplainCommand: ParsableCommand {
             criteria met. \
             \(UniECGVersion.notice)
 
+            A photo on its own: with --image and no record, a model trained to read photos \
+            (prompt.photo_template; the bundled one is) explains the picture of the printout. \
+            Nothing is measured from a photo, so that text names what the model reads in words \
+            and a sentence stating a number is left out; load the recording to measure it.
+
             Examples:
               uniecg explain Tests/Fixtures/examples/atrial_fibrillation.hea
               uniecg explain record.csv --question "Is the rhythm regular?"
               uniecg explain record.hea --json
+              uniecg explain --image Tests/Fixtures/examples/atrial_fibrillation.png
             """
     )
 
-    @Argument(help: "A WFDB header (.hea), CSV or NPY file.")
-    var record: String
+    @Argument(help: "A WFDB header (.hea), CSV or NPY file (leave out to explain an --image photo on its own).")
+    var record: String?
 
     @Option(name: .shortAndLong, help: "The .uecg unified model (default: \(DefaultModel.path)).")
     var model: String = DefaultModel.path
 
-    @Option(help: "A photo or scan (PNG or JPEG) of the same ECG's printout, for a model with an image encoder.")
+    @Option(help: "A photo or scan (PNG or JPEG) of an ECG printout: on its own, or beside the record for a model trained on both.")
     var image: String?
 
     @Option(help: "The question to answer (default: the model's).")
@@ -55,6 +61,7 @@ struct ExplainCommand: ParsableCommand {
     var threads = 0
 
     func validate() throws {
+        guard record != nil || image != nil else { throw ValidationError("give a record to explain, or a photo with --image") }
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be at least 1") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
         guard threads >= 0 else { throw ValidationError("--threads must be >= 0") }
@@ -63,12 +70,88 @@ struct ExplainCommand: ParsableCommand {
     private func emit(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
 
     /// What stands in the text for a sentence left out, keeping the white space that followed it.
-    static func leftOutNote(_ s: CheckedExplanation.Sentence) -> String {
+    static func leftOutNote(_ s: CheckedExplanation.Sentence, photo: Bool = false) -> String {
         let space = String(s.text.reversed().prefix { $0.isWhitespace }.reversed())
-        return "[left out: a sentence that disagrees with the measurements (\(s.disagreements.joined(separator: "; ")))]" + space
+        let what = photo ? "a number, and nothing was measured from the photo" : "a sentence that disagrees with the measurements"
+        return "[left out: \(what) (\(s.disagreements.joined(separator: "; ")))]" + space
+    }
+
+    var generationOptions: GenerationOptions {
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.sampling = temperature == 0 ? .greedy : SamplingOptions()
+        if temperature > 0 { options.sampling.temperature = temperature }
+        options.sampling.seed = seed
+        return options
+    }
+
+    func loadModel() throws -> UnifiedModel {
+        do {
+            return try UnifiedModel(path: model, options: ComputeOptions(threads: threads))
+        } catch {
+            Terminal.writeError("uniecg explain: \(model): \(error)\n")
+            throw ExitCode.failure
+        }
+    }
+
+    func readPhoto(_ path: String) throws -> (photo: RGBImage, warnings: [String]) {
+        do {
+            let photo = try ImageFile.read(path)
+            return (photo, ImagePreparation.paperWarnings(photo).map { "\(path): \($0)" })
+        } catch {
+            Terminal.writeError("uniecg explain: \(path): \(error)\n")
+            throw ExitCode.failure
+        }
+    }
+
+    /// A photo on its own: the photo prompt, no evidence block. Every number would be unmeasured,
+    /// so the check against an empty evidence block leaves out any sentence that states one.
+    func explainPhoto(_ path: String) throws {
+        let (photo, warnings) = try readPhoto(path)
+        if !json { for warning in warnings { Terminal.writeError("warning: \(warning)\n") } }
+        let unified = try loadModel()
+        var checked = CheckedExplanation(evidence: "")
+        let show = { (sentences: [CheckedExplanation.Sentence]) in
+            guard !json else { return }
+            for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s, photo: true)) }
+        }
+        var summary: GenerationSummary?
+        do {
+            let input = try unified.photoInput(photo, question: question)
+            if !json { emit("Explanation of the photo (UniECG teaching model; nothing was measured):\n") }
+            summary = try unified.language.generate(input: input, options: generationOptions) { piece in
+                show(checked.add(piece))
+            }
+            show(checked.finish())
+        } catch {
+            Terminal.writeError("\nuniecg explain: \(error)\n")
+            throw ExitCode.failure
+        }
+        let caveat = "Read from the picture alone: no intervals, rate or axis were measured, and no criteria were checked. "
+            + "Explain the recording itself (uniecg explain RECORD) to measure it."
+        if json {
+            let leftOut = checked.sentences.filter { !$0.grounded }.map { s -> [String: Any] in
+                ["sentence": s.text.trimmingCharacters(in: .whitespacesAndNewlines), "disagreements": s.disagreements]
+            }
+            let root: [String: Any] = ["image": path,
+                                       "explanation": checked.groundedText.trimmingCharacters(in: .whitespacesAndNewlines),
+                                       "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
+                                       "left_out": leftOut, "measured": false, "caveat": caveat,
+                                       "impression": ECGCriteria.impression(in: checked.groundedText) ?? NSNull(),
+                                       "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
+            let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        emit("\n\n\(caveat)\n\(UniECGVersion.notice)\n")
+        if !unified.modelDescription.isEmpty { emit("Model: \(unified.modelDescription)\n") }
+        if let summary {
+            Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
+        }
     }
 
     func run() throws {
+        guard let record else { return try explainPhoto(image!) }
         let read: WFDB.ReadResult, full: ECGRecord, measurements: Measurements
         do {
             read = try RecordFile.read(record, sampleRate: sampleRate)
@@ -79,28 +162,13 @@ struct ExplainCommand: ParsableCommand {
             throw ExitCode.failure
         }
         if !json { for warning in read.warnings { Terminal.writeError("warning: \(warning)\n") } }
-        let unified: UnifiedModel
-        do {
-            unified = try UnifiedModel(path: model, options: ComputeOptions(threads: threads))
-        } catch {
-            Terminal.writeError("uniecg explain: \(model): \(error)\n")
-            throw ExitCode.failure
-        }
+        let unified = try loadModel()
         var photo: RGBImage?
         if let image {
-            do {
-                photo = try ImageFile.read(image)
-                for warning in ImagePreparation.paperWarnings(photo!) { Terminal.writeError("warning: \(image): \(warning)\n") }
-            } catch {
-                Terminal.writeError("uniecg explain: \(image): \(error)\n")
-                throw ExitCode.failure
-            }
+            let (read, warnings) = try readPhoto(image)
+            photo = read
+            for warning in warnings { Terminal.writeError("warning: \(warning)\n") }
         }
-        var options = GenerationOptions()
-        options.maxTokens = maxTokens
-        options.sampling = temperature == 0 ? .greedy : SamplingOptions()
-        if temperature > 0 { options.sampling.temperature = temperature }
-        options.sampling.seed = seed
 
         // The text streams sentence by sentence: each is checked against the evidence block
         // first, and one that states a number the measurements do not hold, or concludes a
@@ -115,7 +183,7 @@ struct ExplainCommand: ParsableCommand {
             let input = try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
             // One writer for stdout: print() buffers, the streamed pieces must come after the heading.
             if !json { emit("Explanation (UniECG teaching model):\n") }
-            summary = try unified.language.generate(input: input, options: options) { piece in
+            summary = try unified.language.generate(input: input, options: generationOptions) { piece in
                 show(checked.add(piece))
             }
             show(checked.finish())

@@ -6,6 +6,7 @@ checked against the table the user sees next to it.
     measured_values(findings)           -> dict of the numbers the evidence block shows
     consistent(condition, values)       -> do the measurements support the record's label?
     explanation(rng, condition, values) -> text: evidence sentences, impression, notice
+    photo_explanation(rng, condition)   -> text for a photo alone: what the paper shows, no numbers
     named_condition(text)               -> the condition an explanation concludes (for eval)
 
 A record whose measurements do not support its label (e.g. a first-degree AV block whose PR
@@ -194,6 +195,62 @@ def explanation(rng, condition, v):
                        x=NAMES[condition][0]))
     parts.append(_pick(rng, ["Educational aid only, not a diagnosis.", "This is a teaching example, not a diagnosis.",
                              "For learning only; UniECG does not diagnose."]))
+    return " ".join(parts)
+
+
+# What a reader sees on the paper, per condition, in words only: a photo is explained without
+# measurements, so a photo explanation states no number the runtime could check.
+_LOOKS = {
+    "normal_sinus_rhythm": ["The complexes are regular and narrow, each one preceded by an upright P wave in lead II.",
+                            "A regular rhythm of narrow QRS complexes, every one with a P wave in front of it, at a normal rate."],
+    "sinus_bradycardia": ["Sinus beats, each with a P wave, are spaced far apart: the rate is slow.",
+                          "The beats are regular with P waves but widely spaced, more than five large squares apart."],
+    "sinus_tachycardia": ["Sinus beats with P waves follow each other closely: the rate is fast.",
+                          "The beats are regular with P waves and close together, less than three large squares apart."],
+    "atrial_fibrillation": ["The RR intervals vary without any pattern and there are no clear P waves.",
+                            "The rhythm is irregularly irregular and the baseline between the beats shows no P waves."],
+    "atrial_flutter": ["A sawtooth baseline of flutter waves, best seen in II, III and aVF, takes the place of the P waves.",
+                       "Instead of P waves the baseline shows regular sawtooth flutter waves."],
+    "first_degree_av_block": ["Every P wave is followed by a QRS complex, but the gap from P to QRS looks long.",
+                              "The P waves sit far ahead of their QRS complexes: the PR interval looks prolonged."],
+    "rbbb": ["The QRS complexes are broad, with an rSR' shape in V1 and a wide S wave in I and V6.",
+             "Wide QRS complexes: an M-shaped rSR' in V1 and slurred S waves in the lateral leads."],
+    "lbbb": ["The QRS complexes are broad, deep and negative in V1, with notched tall R waves in I, aVL and V6.",
+             "Wide QRS complexes: QS or rS in V1 and broad notched R waves in the lateral leads."],
+    "left_axis_deviation": ["The QRS is upright in lead I but mainly negative in II and aVF: the axis points to the left.",
+                            "Lead I is positive while II and aVF are mostly negative, so the axis is deviated to the left."],
+    "right_axis_deviation": ["The QRS is mainly negative in lead I and positive in aVF: the axis points to the right.",
+                             "Lead I is mostly negative and aVF upright, so the axis is deviated to the right."],
+    "pvc": ["A regular sinus rhythm is interrupted by early, wide and oddly shaped beats, each followed by a pause.",
+            "Among the normal beats there are premature broad complexes without a P wave, then a compensatory pause."],
+    "stemi_inferior": ["The ST segments are raised in II, III and aVF, with reciprocal depression in I and aVL.",
+                       "ST elevation sits in the inferior leads II, III and aVF; the high lateral leads show depression."],
+    "stemi_anterior": ["The ST segments are raised across the anterior chest leads V1 to V4.",
+                       "ST elevation runs through V1 to V4, the anterior leads."],
+    "stemi_lateral": ["The ST segments are raised in I, aVL, V5 and V6, the lateral leads.",
+                      "ST elevation sits in the lateral leads I, aVL, V5 and V6."],
+    "st_depression": ["The ST segments are pushed down in many leads, from II to V4-V6, with elevation only in aVR.",
+                      "Widespread ST depression is seen in the inferior and lateral leads, with aVR raised."],
+    "long_qt": ["The T waves end late: the QT interval takes up more than half of the RR interval.",
+                "The QT interval looks long, the T wave ending well past the middle of the cycle."],
+    "low_voltage": ["All the QRS complexes are small, less than half a big square tall in the limb leads.",
+                    "The complexes are low everywhere: small QRS amplitudes in the limb and chest leads."],
+}
+
+
+def photo_explanation(rng, condition):
+    """An explanation of a photo of the printout alone: what the paper shows in words, the
+    impression, a sentence saying that nothing was measured, and the notice."""
+    parts = [_pick(rng, ["From the picture of the printout:", "Reading the photo of this tracing:",
+                         "Looking at the paper ECG in the photo:"]),
+             _pick(rng, _LOOKS[condition]),
+             _pick(rng, ["Impression: {x}.", "This ECG shows {x}.", "Conclusion: {x}.", "Interpretation: {x}."],
+                   x=NAMES[condition][0]),
+             _pick(rng, ["Nothing was measured from the photo; check the intervals on the paper or load the recording.",
+                         "This reading comes from the picture alone, without measurements: confirm it on the recording.",
+                         "No intervals were measured from a photo; measure them with calipers or open the signal file."]),
+             _pick(rng, ["Educational aid only, not a diagnosis.", "This is a teaching example, not a diagnosis.",
+                         "For learning only; UniECG does not diagnose."])]
     return " ".join(parts)
 
 

@@ -9,11 +9,18 @@ Synthetic data only; the result is a teaching demonstration.
     python Tools/train/train_unified.py --data WORK/data2 --run WORK/run2 [--steps 3000] [--max-minutes 45]
     python Tools/train/train_unified.py --data WORK/data2 --run WORK/run2 --export WORK/export2
 
+    python Tools/train/train_unified.py ... --images WORK/images     # also the photo path (below)
+
 Prompts (the Swift runtime builds the same strings from the model file's prompt.* keys):
   explain   <|user|>\\n<ecg>\\n{evidence}\\n{question}<|end|>\\n<|assistant|>\\n  ->  {explanation}<|end|>
+  photo     <|user|>\\n<image>\\n{question}<|end|>\\n<|assistant|>\\n  ->  {photo explanation}<|end|>
   generate  <|user|>\\n{objective}<|end|>\\n<|assistant|>\\n  ->  <ecg_gen_0>..<ecg_gen_{K-1}>rate R bpm, age A, sex S<|end|>
 `<ecg>` stands for the signal encoder's T tokens: the prompt holds it once and the runtime
-repeats it T times, then overwrites those rows with the projected signal tokens.
+repeats it T times, then overwrites those rows with the projected signal tokens. `<image>` does
+the same with the image encoder's patch tokens (a small CLIP ViT, transformers' CLIPVisionModel,
+plus a projector) of a photo of the printout (image_data.py: the record drawn by `uniecg plot`,
+clean or photographed); a photo comes without measurements, so its explanation
+(explain_text.photo_explanation) describes what the paper shows in words and states no number.
 
 Training: cross-entropy on the assistant's part of both kinds of sequence, plus the alignment
 loss (1 - cosine + squared error of the unit vectors, the aligner's output is L2-normalised) between the
@@ -38,11 +45,16 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 from make_signal_encoder_fixtures import EcgTower, Projector  # noqa: E402
 from make_aligner_fixtures import Aligner  # noqa: E402
+import make_image_encoder_fixtures as image_fixtures  # noqa: E402
+import explain_text  # noqa: E402
 from ecgsim import CONDITIONS  # noqa: E402
 
 K = 4
-SPECIAL = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>", "<ecg>"] + [f"<ecg_gen_{k}>" for k in range(K)]
+SPECIAL = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>", "<ecg>"] + [f"<ecg_gen_{k}>" for k in range(K)] + ["<image>"]
 EXPLAIN = "<|user|>\n<ecg>\n{evidence}\n{question}<|end|>\n<|assistant|>\n"
+PHOTO = "<|user|>\n<image>\n{question}<|end|>\n<|assistant|>\n"
+PHOTO_QUESTIONS = ["Explain this photo of an ECG.", "What does this ECG printout show?", "Read this picture of an ECG.",
+                   "Explain this ECG.", "What does this ECG show?", "Describe the rhythm and the findings on this paper ECG."]
 GENERATE = "<|user|>\n{objective}<|end|>\n<|assistant|>\n"
 QUESTIONS = ["Explain this ECG.", "What does this ECG show?", "Interpret this 12-lead ECG.",
              "Describe the rhythm and the findings.", "Please explain this tracing for a student.",
@@ -52,6 +64,11 @@ SIGNAL_RATE = 102.4
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 TOKENS = SIGNAL["seq_length"] // SIGNAL["patch_size"] + 1
 LM = dict(vocab=1024, dim=256, layers=4, heads=4, kv_heads=2, ffn=704, context=448)
+# The photo path's tower: 224 px (image_data.py --size), 16 px patches -> 196 patch tokens; the
+# layout of make_image_encoder_fixtures.config_json (the converter's image_config.json).
+IMAGE = dict(image_size=224, patch_size=16, width=128, layers=3, heads=4, ffn=256, act="gelu", select_layer=-1,
+             feature="patch", dims=[128, LM["dim"], LM["dim"]], activations=["gelu"], prefix="vision_model.")
+IMAGE_TOKENS = (IMAGE["image_size"] // IMAGE["patch_size"]) ** 2
 ALIGNER = dict(tokens=K, input_dim=LM["dim"], hidden_dim=512, n_layers=2, output_dim=384, pooling="flatten",
                layer_norm=False, norm_eps=1e-5, normalize=True)
 
@@ -68,6 +85,34 @@ def load_data(path):
     keys = ["signals", "scalars", "condition", "evidence", "explanations", "consistent", "objectives",
             "objective_embeddings", "ids"]
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def load_images(path, data):
+    """image_data.py's shards: uint8 (n, variants, S, S, 3) for the first n records of `data`
+    (the shards hold the records of the ushards in the same order; checked by id)."""
+    shards = sorted(f for f in os.listdir(path) if f.startswith("ishard-") and f.endswith(".npz"))
+    images, ids = [], []
+    for f in shards:
+        z = np.load(os.path.join(path, f))
+        images.append(z["images"])
+        ids.extend(str(x) for x in z["ids"])
+    if not images:
+        raise SystemExit(f"{path} holds no ishard-*.npz (image_data.py --out)")
+    if ids != [str(x) for x in data["ids"][:len(ids)]]:
+        raise SystemExit(f"{path}: the image shards do not follow the records of the stage 2 data in order")
+    images = np.concatenate(images)
+    if images.shape[2] != IMAGE["image_size"]:
+        raise SystemExit(f"{path}: images are {images.shape[2]} px, the tower takes {IMAGE['image_size']}")
+    return images
+
+
+def pixel_values(images):
+    """uint8 (B, S, S, 3) -> the tower's input (B, 3, S, S), normalised like the runtime's
+    ImagePreparation (CLIP mean and std)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).permute(0, 3, 1, 2)
+    mean = torch.tensor(image_fixtures.CLIP_MEAN)[None, :, None, None]
+    std = torch.tensor(image_fixtures.CLIP_STD)[None, :, None, None]
+    return (x - mean) / std
 
 
 def train_tokenizer(data, out_dir):
@@ -93,6 +138,10 @@ def train_tokenizer(data, out_dir):
             for o in row:
                 yield str(o)
         yield from QUESTIONS
+        yield from PHOTO_QUESTIONS
+        rng = np.random.default_rng(0)
+        for c in range(len(CONDITIONS) * 20):
+            yield explain_text.photo_explanation(rng, CONDITIONS[c % len(CONDITIONS)])
         for s in data["scalars"][:2000]:
             yield generation_answer(s)
     tok.train_from_iterator(texts(), trainer)
@@ -119,45 +168,64 @@ class Unified(torch.nn.Module):
                               s["mlp_ratio"], embed_dim=16)
         self.projector = Projector([s["width"], LM["dim"], LM["dim"]], ["gelu"])
         self.aligner = Aligner(ALIGNER)
+        self.image_tower = image_fixtures.CLIPVisionModel(image_fixtures.clip_config(IMAGE))
+        self.image_projector = image_fixtures.Projector(IMAGE["dims"], IMAGE["activations"])
+
+    def image_tokens(self, pixels):
+        """The projected patch tokens of a batch of prepared images (B, IMAGE_TOKENS, dim)."""
+        states = self.image_tower(pixel_values=pixels, output_hidden_states=True).hidden_states
+        hidden = states[IMAGE["select_layer"]]
+        if IMAGE["feature"] == "patch":
+            hidden = hidden[:, 1:]
+        return self.image_projector(hidden)
 
 
 def lengths_mask(ids_list, n):
     return torch.tensor([[1] * k + [0] * (n - k) for k in ids_list])
 
 
+def spliced_ce(lm, tok, prompts, answers, placeholder_id, n_tokens, make_tokens):
+    """Cross-entropy on the answers of prompts whose one placeholder token is expanded to
+    n_tokens rows that take the encoder's projected tokens (make_tokens() -> (B, n_tokens, dim))."""
+    embed = lm.get_input_embeddings()
+    seqs, masks = [], []
+    for p, a in zip(prompts, answers):
+        pi = tok.encode(p).ids
+        at = pi.index(placeholder_id)
+        pi = pi[:at] + [placeholder_id] * n_tokens + pi[at + 1:]
+        ai = tok.encode(a).ids
+        seqs.append((pi + ai)[:LM["context"]])
+        masks.append(([0] * len(pi) + [1] * len(ai))[:LM["context"]])
+    n = max(len(s) for s in seqs)
+    ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
+    lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
+    att = lengths_mask([len(s) for s in seqs], n)
+    x = embed(ids)
+    proj = make_tokens()
+    place = (ids == placeholder_id)
+    x = x.masked_scatter(place[..., None], proj.reshape(-1, proj.shape[-1]).to(x.dtype))
+    out = lm(inputs_embeds=x, attention_mask=att)
+    logits = out.logits[:, :-1]
+    m = lossmask[:, 1:].float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+    return (ce * m.reshape(-1)).sum() / m.sum()
+
+
 def forward_loss(model, tok, batch, ecg_id, gen_ids):
     """Returns (loss, parts) for one batch: explain sequences and generate sequences."""
     lm = model.lm
-    embed = lm.get_input_embeddings()
     parts = {}
     total = 0.0
-    # Explain: expand <ecg> to TOKENS rows and splice the projected signal tokens there.
     if batch["explain"]:
         prompts, answers, sigs = zip(*batch["explain"])
-        seqs, masks = [], []
-        for p, a in zip(prompts, answers):
-            pi = tok.encode(p).ids
-            at = pi.index(ecg_id)
-            pi = pi[:at] + [ecg_id] * TOKENS + pi[at + 1:]
-            ai = tok.encode(a).ids
-            seqs.append((pi + ai)[:LM["context"]])
-            masks.append(([0] * len(pi) + [1] * len(ai))[:LM["context"]])
-        n = max(len(s) for s in seqs)
-        ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
-        lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
-        att = lengths_mask([len(s) for s in seqs], n)
-        x = embed(ids)
-        hidden = model.tower(torch.from_numpy(np.stack(sigs).astype(np.float32)))
-        proj = model.projector(hidden)                                    # (B, TOKENS, dim)
-        place = (ids == ecg_id)
-        x = x.masked_scatter(place[..., None], proj.reshape(-1, proj.shape[-1]).to(x.dtype))
-        out = lm(inputs_embeds=x, attention_mask=att)
-        logits = out.logits[:, :-1]
-        target = ids[:, 1:]
-        m = lossmask[:, 1:].float()
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
-        parts["explain_ce"] = (ce * m.reshape(-1)).sum() / m.sum()
+        tokens = lambda: model.projector(model.tower(torch.from_numpy(np.stack(sigs).astype(np.float32))))
+        parts["explain_ce"] = spliced_ce(lm, tok, prompts, answers, ecg_id, TOKENS, tokens)
         total = total + parts["explain_ce"]
+    if batch.get("photo"):
+        prompts, answers, images = zip(*batch["photo"])
+        tokens = lambda: model.image_tokens(pixel_values(np.stack(images)))
+        parts["photo_ce"] = spliced_ce(lm, tok, prompts, answers, tok.token_to_id("<image>"), IMAGE_TOKENS, tokens)
+        total = total + parts["photo_ce"]
     if batch["generate"]:
         prompts, answers, targets = zip(*batch["generate"])
         seqs, masks = [], []
@@ -185,8 +253,8 @@ def forward_loss(model, tok, batch, ecg_id, gen_ids):
     return total, parts
 
 
-def make_batch(data, rng, train_idx, n_explain, n_generate):
-    batch = {"explain": [], "generate": []}
+def make_batch(data, rng, train_idx, n_explain, n_generate, images=None, n_photo=0):
+    batch = {"explain": [], "generate": [], "photo": []}
     good = train_idx[data["consistent"][train_idx]]
     for i in rng.choice(good, n_explain):
         e = data["explanations"][i][rng.integers(data["explanations"].shape[1])]
@@ -196,6 +264,12 @@ def make_batch(data, rng, train_idx, n_explain, n_generate):
         k = rng.integers(data["objectives"].shape[1])
         p = GENERATE.format(objective=data["objectives"][i][k])
         batch["generate"].append((p, generation_answer(data["scalars"][i]), data["objective_embeddings"][i][k]))
+    if images is not None and n_photo:
+        for i in rng.choice(min(len(images), len(train_idx)), n_photo):
+            v = rng.integers(images.shape[1])
+            p = PHOTO.format(question=PHOTO_QUESTIONS[rng.integers(len(PHOTO_QUESTIONS))])
+            answer = explain_text.photo_explanation(rng, CONDITIONS[data["condition"][i]])
+            batch["photo"].append((p, answer + "<|end|>", images[i, v]))
     return batch
 
 
@@ -225,8 +299,9 @@ def intent_head(data, train_idx, held_out_idx):
         return (10 * head.weight).contiguous(), head.bias.detach().clone().contiguous()
 
 
-def export(model, tok, run, out, intents=None):
-    """Converter input: HF Llama directory + signal encoder + aligner (+ intent head) + prompt config."""
+def export(model, tok, run, out, intents=None, with_images=False):
+    """Converter input: HF Llama directory + signal encoder + aligner (+ intent head) + prompt config
+    (+ the image encoder and the photo template when the run trained the photo path)."""
     from safetensors.torch import save_file
     os.makedirs(out, exist_ok=True)
     model.lm.save_pretrained(out, safe_serialization=True)
@@ -254,11 +329,24 @@ def export(model, tok, run, out, intents=None):
     save_file(aligner, os.path.join(out, "aligner.safetensors"))
     with open(os.path.join(out, "aligner_config.json"), "w") as f:
         json.dump(config, f, indent=1)
+    prompt = {"explain_template": EXPLAIN, "generate_template": GENERATE, "ecg_placeholder": "<ecg>",
+              "generation_tokens": [f"<ecg_gen_{k}>" for k in range(K)], "end_of_turn": "<|end|>",
+              "default_question": QUESTIONS[0]}
+    written = ["model.safetensors", "signal_encoder.safetensors", "aligner.safetensors"]
+    if with_images:
+        tensors = {IMAGE["prefix"] + image_fixtures.strip(k): v.detach().contiguous()
+                   for k, v in model.image_tower.state_dict().items() if not k.endswith("position_ids")}
+        for i, lin in model.image_projector.linears():
+            tensors[f"projector.{i}.weight"] = lin.weight.detach().contiguous()
+            tensors[f"projector.{i}.bias"] = lin.bias.detach().contiguous()
+        save_file(tensors, os.path.join(out, "image_encoder.safetensors"))
+        with open(os.path.join(out, "image_config.json"), "w") as f:
+            json.dump(image_fixtures.config_json(IMAGE, None), f, indent=1)
+        prompt.update(image_placeholder="<image>", photo_template=PHOTO)
+        written.append("image_encoder.safetensors")
     with open(os.path.join(out, "prompt_config.json"), "w") as f:
-        json.dump({"explain_template": EXPLAIN, "generate_template": GENERATE, "ecg_placeholder": "<ecg>",
-                   "generation_tokens": [f"<ecg_gen_{k}>" for k in range(K)], "end_of_turn": "<|end|>",
-                   "default_question": QUESTIONS[0]}, f, indent=1)
-    for p in ("model.safetensors", "signal_encoder.safetensors", "aligner.safetensors"):
+        json.dump(prompt, f, indent=1)
+    for p in written:
         os.chmod(os.path.join(out, p), 0o644)
     print(f"exported to {out}")
 
@@ -277,6 +365,8 @@ def main():
     ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--held-out", type=int, default=500, help="last N records are not trained on")
     ap.add_argument("--export", help="write the converter input directory from the checkpoint and stop")
+    ap.add_argument("--images", help="image_data.py's output: also train the photo path on these images")
+    ap.add_argument("--photo-batch", type=int, default=6)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
@@ -306,8 +396,13 @@ def main():
         print(f"resumed at step {state['step']} ({state['minutes']:.1f} min trained)")
     if args.export:
         model.eval()
-        export(model, tok, args.run, args.export, intents=intent_head(data, train_idx, np.arange(n - args.held_out, n)))
+        export(model, tok, args.run, args.export, intents=intent_head(data, train_idx, np.arange(n - args.held_out, n)),
+               with_images=state.get("photo", False))
         return
+    images = load_images(args.images, data) if args.images else None
+    if images is not None:
+        state["photo"] = True
+        print(f"photo path: {len(images)} records x {images.shape[1]} images, {IMAGE_TOKENS} image tokens", flush=True)
     params = sum(p.numel() for p in model.parameters())
     print(f"{n} records ({len(train_idx)} for training, {int(data['consistent'][train_idx].sum())} explainable); "
           f"{params:,} parameters; vocabulary {tok.get_vocab_size()}; ECG tokens {TOKENS}", flush=True)
@@ -334,7 +429,7 @@ def main():
         lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, step / args.steps))))
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = make_batch(data, rng, train_idx, args.explain_batch, args.generate_batch)
+        batch = make_batch(data, rng, train_idx, args.explain_batch, args.generate_batch, images, args.photo_batch)
         loss, parts = forward_loss(model, tok, batch, ecg_id, gen_ids)
         opt.zero_grad()
         loss.backward()

@@ -33,6 +33,15 @@ enum PromptExport {
             guard let text = placeholder as? String, !text.isEmpty else { throw ConversionError("\(path): image_placeholder must be a token string") }
             image = [("prompt.image_placeholder", .string(text))]
         }
+        if let photo = v["photo_template"] {
+            guard let text = photo as? String else { throw ConversionError("\(path): photo_template must be a string") }
+            do {
+                try PromptFormat.checkPhotoTemplate(text, imagePlaceholder: v["image_placeholder"] as? String)
+            } catch {
+                throw ConversionError("\(path): \(error)")
+            }
+            image.append(("prompt.photo_template", .string(text)))
+        }
         return ComponentPlan(architecture: "prompt", metadata: image + [
             ("prompt.explain_template", .string(explain)),
             ("prompt.generate_template", .string(generate)),
