@@ -25,6 +25,20 @@ import Testing
         #expect(s.sex == .female && s.age == 64 && s.heartRate == 88)
     }
 
+    @Test("a photo template needs the image placeholder and the question exactly once")
+    func photoTemplate() throws {
+        try PromptFormat.checkPhotoTemplate("<|user|>\n<image>\n{question}<|end|>\n", imagePlaceholder: "<image>")
+        #expect(throws: UniECGError.format("prompt.photo_template needs prompt.image_placeholder")) {
+            try PromptFormat.checkPhotoTemplate("<image>{question}", imagePlaceholder: nil)
+        }
+        #expect(throws: UniECGError.format("prompt.photo_template must hold {question} exactly once")) {
+            try PromptFormat.checkPhotoTemplate("<image>{question}{question}", imagePlaceholder: "<image>")
+        }
+        #expect(throws: UniECGError.format("prompt.photo_template must hold <image> exactly once")) {
+            try PromptFormat.checkPhotoTemplate("{question}", imagePlaceholder: "<image>")
+        }
+    }
+
     @Test("a template without its fields is refused, naming the field")
     func badTemplates() throws {
         #expect(throws: UniECGError.format("prompt.explain_template must hold {question} exactly once")) {

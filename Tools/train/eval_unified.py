@@ -35,6 +35,13 @@ criteria of the finding the model's intent head reads from the objective and of 
   rate      measured rate within 10 % of the rate the objective asks for (objectives with a rate)
   rhythm    the measurement code recognises the requested rhythm or finding: the measured
             signature (explain_text) holds the condition (sinus rhythm: no other finding)
+
+Photos (--photos, instead of the two above): each held-out record is drawn on ECG paper as
+image_data.py draws training photos (`uniecg plot`, rsvg-convert at 1280 px) and photographed
+once with image_data's distortions (draws from default_rng([seed, i, 3000]), a held-out seed);
+the clean page and the photo go to `uniecg explain --image FILE --json` (no record). Scored:
+  named     the shown explanation's impression names the record's condition
+  numbers   sentences the runtime left out for stating a number (nothing is measured in a photo)
 """
 import argparse
 import json
@@ -70,6 +77,45 @@ def run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def photo_eval(args):
+    import image_data
+    from PIL import Image
+    rows, t0 = [], time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for ci, cond in enumerate(CONDITIONS):
+            for k in range(args.per_condition):
+                i = ci + len(CONDITIONS) * k
+                sig, _ = corpus.make_record(args.seed, i, 0, 0)
+                times = dict.fromkeys(image_data.STAGES, 0.0)
+                clean = image_data.render(args.uniecg, sig, "ecg", 1280, tmp, times)
+                photo, _ = image_data.photograph(clean, np.random.default_rng([args.seed, i, 3000]))
+                row = {"condition": cond, "index": i}
+                for kind, img in (("clean", clean), ("photo", photo)):
+                    path = os.path.join(tmp, f"{kind}.png")
+                    Image.fromarray(np.asarray(img)).save(path)
+                    r = run([args.uniecg, "explain", "--image", path, "--json", "--model", args.model])
+                    if r.returncode != 0:
+                        row[kind + "_error"] = r.stderr.strip()[-300:]
+                        continue
+                    out = json.loads(r.stdout)
+                    said = explain_text.named_condition(out["explanation"])
+                    row.update({kind + "_said": said, kind + "_named": said == cond, kind + "_left_out": len(out["left_out"])})
+                rows.append(row)
+            done = [x for x in rows if x["condition"] == cond]
+            print(f"{cond:24s} named clean {np.mean([x.get('clean_named', False) for x in done]):.2f}  "
+                  f"photo {np.mean([x.get('photo_named', False) for x in done]):.2f}  "
+                  f"said (photo) {[x.get('photo_said') for x in done][:4]}  [{time.time() - t0:.0f} s]", flush=True)
+    summary = {"records": len(rows),
+               "named_clean": float(np.mean([x.get("clean_named", False) for x in rows])),
+               "named_photo": float(np.mean([x.get("photo_named", False) for x in rows])),
+               "sentences_left_out": int(sum(x.get("clean_left_out", 0) + x.get("photo_left_out", 0) for x in rows)),
+               "seconds": round(time.time() - t0, 1)}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "rows": rows}, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -84,9 +130,12 @@ def main():
     ap.add_argument("--explain-only", action="store_true", help="skip the generate half")
     ap.add_argument("--candidates", type=int, default=None,
                     help="samples per objective (default: uniecg generate's, up to 16: best by the measured criteria and rate)")
+    ap.add_argument("--photos", action="store_true", help="score the photo path instead (module docstring)")
     ap.add_argument("--json")
     ap.add_argument("--show", type=int, default=3, help="print this many explanations")
     args = ap.parse_args()
+    if args.photos:
+        return photo_eval(args)
     t0 = time.time()
     rows = []
     shown = 0

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Stage 2 of the bundled teaching model (issue 7 point 4): measured evidence + explanations on
 # stage 1's records, then the unified language model (tokenizer, decoder, signal encoder,
-# projector, generation tokens, aligner), then its converter input. Re-run to resume.
+# projector, generation tokens, aligner, and the photo path: image data, image tower + projector),
+# then its converter input. Re-run to resume.
 #
-#   Tools/train/stage2.sh STAGE1_WORKDIR WORKDIR     # needs a release build of uniecg
+#   Tools/train/stage2.sh STAGE1_WORKDIR WORKDIR     # needs a release build of uniecg and rsvg-convert
+#   PHOTOS=0 Tools/train/stage2.sh ...               # without the photo path
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 stage1=${1:?usage: stage2.sh STAGE1_WORKDIR WORKDIR}
@@ -15,6 +17,14 @@ mkdir -p "$work"
 
 "$py" "$here/stage2_data.py" --stage1 "$stage1/data" --out "$work/data" --uniecg "$uniecg" \
     --count "${COUNT:-6000}" --seed "$seed"
+photos=${PHOTOS:-2500}
+images=()
+if [ "$photos" -gt 0 ]; then
+    # ~0.4 s per record and photo variant on one core (rsvg-convert and the distortions)
+    "$py" "$here/image_data.py" --data "$work/data" --out "$work/images" --uniecg "$uniecg" \
+        --count "$photos" --variants "${PHOTO_VARIANTS:-1}" --seed "$seed"
+    images=(--images "$work/images")
+fi
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" \
-    --steps "${STEPS:-3000}" --max-minutes "${MINUTES:-45}" --threads 1
+    --steps "${STEPS:-3000}" --max-minutes "${MINUTES:-45}" --threads 1 "${images[@]}"
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" --export "$work/export"
