@@ -124,7 +124,7 @@ struct GenerateCommand: ParsableCommand {
                 print("model's answer: \(plan.reply.trimmingCharacters(in: .whitespacesAndNewlines))")
                 intent = plan.intent
                 if let intent {
-                    print("the objective asks for (the aligner's intent head): \(intent == "normal_sinus_rhythm" ? "normal sinus rhythm" : ECGCriteria.names[intent] ?? intent)")
+                    print("the objective asks for (the aligner's intent head): \(ECGCriteria.displayName(intent))")
                 }
                 cond = planned
                 generator = unified.generator

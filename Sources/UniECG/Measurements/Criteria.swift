@@ -57,6 +57,12 @@ public enum ECGCriteria {
         "stemi_lateral": "lateral ST elevation", "st_depression": "widespread ST depression",
         "long_qt": "a long QT interval", "low_voltage": "low QRS voltage",
     ]
+    /// The display name of a condition id, normal sinus rhythm included ("a normal sinus rhythm"
+    /// with `article`); the id itself when unknown.
+    public static func displayName(_ id: String, article: Bool = false) -> String {
+        id == "normal_sinus_rhythm" ? (article ? "a normal sinus rhythm" : "normal sinus rhythm") : names[id] ?? id
+    }
+
     /// Leads of each ST-elevation territory, in the order the rules break ties.
     static let territories: [(id: String, leads: [String])] = [
         ("stemi_inferior", ["II", "III", "aVF"]), ("stemi_anterior", ["V1", "V2", "V3", "V4"]),

@@ -121,8 +121,7 @@ public struct CheckedExplanation: Sendable {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         var why = check.disagreements(in: trimmed)
         if let m = measurements, let named = ECGCriteria.impression(in: trimmed), ECGCriteria.meets(named, m) == false {
-            let name = named == "normal_sinus_rhythm" ? "a normal sinus rhythm" : ECGCriteria.names[named] ?? named
-            why.append("the measurements do not meet the simplified criteria for \(name); they meet: \(ECGCriteria.summary(m))")
+            why.append("the measurements do not meet the simplified criteria for \(ECGCriteria.displayName(named, article: true)); they meet: \(ECGCriteria.summary(m))")
         }
         return Sentence(text: text, disagreements: why)
     }
