@@ -95,7 +95,8 @@ public struct PromptFormat: Sendable, Equatable {
 /// The whole teaching model in one file: a text decoder with its tokenizer, the signal encoder
 /// whose tokens are spliced into the prompt, the aligner from the ECG generation tokens to the
 /// diffusion condition, the latent U-Net and the VAE. It explains a record (signal + measured
-/// evidence) and answers a learning objective with a condition for `ECGGenerator`.
+/// evidence), or with an image encoder and a photo template a photo of a printout on its own,
+/// and answers a learning objective with a condition for `ECGGenerator`.
 public final class UnifiedModel: @unchecked Sendable {
     public let file: ModelFile
     public let language: LanguageModel

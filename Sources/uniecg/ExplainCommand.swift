@@ -23,10 +23,10 @@ struct ExplainCommand: ParsableCommand {
             and a sentence stating a number is left out; load the recording to measure it.
 
             Examples:
-              uniecg explain Tests/Fixtures/examples/atrial_fibrillation.hea
+              uniecg explain Models/examples/atrial_fibrillation.hea
               uniecg explain record.csv --question "Is the rhythm regular?"
               uniecg explain record.hea --json
-              uniecg explain --image Tests/Fixtures/examples/atrial_fibrillation.png
+              uniecg explain --image Models/examples/atrial_fibrillation.jpg
             """
     )
 

@@ -22,7 +22,7 @@ plus a projector) of a photo of the printout (image_data.py: the record drawn by
 clean or photographed); a photo comes without measurements, so its explanation
 (explain_text.photo_explanation) describes what the paper shows in words and states no number.
 
-Training: cross-entropy on the assistant's part of both kinds of sequence, plus the alignment
+Training: cross-entropy on the assistant's part of every kind of sequence, plus the alignment
 loss (1 - cosine + squared error of the unit vectors, the aligner's output is L2-normalised) between the
 aligner's output on the generation tokens' hidden states and the MiniLM embedding of the
 objective. AdamW, warm-up then cosine decay, gradient clip 1; checkpoints (atomic) every
@@ -438,7 +438,7 @@ def main():
         state["step"] += 1
         state["minutes"] = minutes0 + (time.time() - t_session) / 60
         if state["step"] % 25 == 0 or state["step"] == 1:
-            rec = {"step": state["step"], "loss": float(loss), **{k: float(v) for k, v in parts.items()},
+            rec = {"step": state["step"], "loss": loss.item(), **{k: float(v.detach()) for k, v in parts.items()},
                    "minutes": round(state["minutes"], 2)}
             state["history"].append(rec)
             print(json.dumps(rec), flush=True)

@@ -36,9 +36,10 @@ public enum ModelRetune {
     }
 
     /// Writes `output` (atomically, through the model writer's temporary file): the tensors and
-    /// metadata of `input` with `settings` applied. When the file holds a U-Net and a VAE, the
-    /// result is loaded as a generator before this returns, and removed again if it does not load
-    /// (a sampler name the runtime does not know, say). Returns the keys changed, old and new.
+    /// metadata of `input`, the parts `replacement` names taken from its donor, with `settings`
+    /// applied. The result is loaded before this returns (as a generator when it holds a U-Net and
+    /// a VAE, as a unified model when it holds a decoder and a prompt) and removed again if it does
+    /// not load (a sampler name the runtime does not know, say). Returns the keys changed.
     @discardableResult
     public static func copy(from input: String, to output: String, settings: [Setting],
                             replacing replacement: PartReplacement? = nil, zstdLevel: Int = 9) throws
