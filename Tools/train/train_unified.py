@@ -366,6 +366,8 @@ def main():
     ap.add_argument("--held-out", type=int, default=500, help="last N records are not trained on")
     ap.add_argument("--export", help="write the converter input directory from the checkpoint and stop")
     ap.add_argument("--images", help="image_data.py's output: also train the photo path on these images")
+    ap.add_argument("--without-photo", action="store_true",
+                    help="--export: leave the image tower and the photo template out (a photo path not good enough to ship)")
     ap.add_argument("--photo-batch", type=int, default=6)
     ap.add_argument("--tower-batch", type=int, default=16,
                     help="photos per step for the image tower's auxiliary condition classifier")
@@ -407,7 +409,7 @@ def main():
     if args.export:
         model.eval()
         export(model, tok, args.run, args.export, intents=intent_head(data, train_idx, np.arange(n - args.held_out, n)),
-               with_images=state.get("photo", False))
+               with_images=state.get("photo", False) and not args.without_photo)
         return
     images = load_images(args.images, data) if args.images else None
     if images is not None:
