@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Can the photo path's image tower learn the record's condition from its pictures at all? The
+tower of train_unified.py (CLIPVisionModel, IMAGE there) plus a linear head on its mean patch
+token, trained alone on image_data.py's pictures (no language model, so batches are cheap);
+prints held-out accuracy against chance (1/17). Training-side check only; nothing is exported.
+
+    python Tools/train/probe_image_tower.py --data WORK/data2 --images WORK/images [--minutes 12]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import train_unified as T  # noqa: E402
+from ecgsim import CONDITIONS  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--minutes", type=float, default=12)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--held-out", type=int, default=300, help="last N pictured records are only evaluated")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = T.load_data(args.data)
+    images = T.load_images(args.images, data)
+    labels = data["condition"][:len(images)].astype(np.int64)
+    n_train = len(images) - args.held_out
+    torch.manual_seed(0)
+    tower = T.image_fixtures.CLIPVisionModel(T.image_fixtures.clip_config(T.IMAGE))
+    head = torch.nn.Linear(T.IMAGE["width"], len(CONDITIONS))
+    params = list(tower.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
+    rng = np.random.default_rng(0)
+
+    def logits(views):
+        states = tower(pixel_values=T.pixel_values(views), output_hidden_states=True).hidden_states
+        return head(states[T.IMAGE["select_layer"]][:, 1:].mean(1))
+
+    def evaluate():
+        tower.eval()
+        hits = []
+        with torch.no_grad():
+            for v in range(images.shape[1]):
+                for i in range(n_train, len(images), 64):
+                    j = slice(i, min(i + 64, len(images)))
+                    hits.append((logits(images[j, v]).argmax(1).numpy() == labels[j]))
+        tower.train()
+        return float(np.concatenate(hits).mean())
+
+    t0, step, window = time.time(), 0, []
+    print(f"{n_train} training / {args.held_out} held-out records x {images.shape[1]} pictures; chance {1 / len(CONDITIONS):.3f}")
+    while time.time() - t0 < args.minutes * 60:
+        pick = rng.choice(n_train, args.batch)
+        views = images[pick, rng.integers(images.shape[1], size=args.batch)]
+        loss = F.cross_entropy(logits(views), torch.from_numpy(labels[pick]))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        window.append(loss.item())
+        if step % 25 == 0:
+            print(f"step {step} loss {np.mean(window):.3f} [{(time.time() - t0) / 60:.1f} min]", flush=True)
+            window = []
+        if step % 100 == 0:
+            print(f"  held-out accuracy {evaluate():.3f}", flush=True)
+    print(f"final: {step} steps, held-out accuracy {evaluate():.3f} (chance {1 / len(CONDITIONS):.3f})")
+
+
+if __name__ == "__main__":
+    main()
