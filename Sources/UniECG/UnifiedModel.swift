@@ -163,6 +163,11 @@ public final class UnifiedModel: @unchecked Sendable {
         return ""
     }
 
+    /// The user's question, or the model's default one when it gives none (or only white space).
+    func asked(_ question: String?) -> String {
+        (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
+    }
+
     /// A template's own text is tokenized with its special tokens; the user's text in `fields`
     /// is not, so a question that spells "<ecg>" stays plain text.
     func encode(_ template: String, fields: [String: String]) throws(UniECGError) -> [Int32] {
@@ -180,8 +185,7 @@ public final class UnifiedModel: @unchecked Sendable {
     /// placeholder repeated once per signal token and those rows replaced by the encoded signal.
     public func explainInput(record: ECGRecord, measurements: Measurements, question: String? = nil,
                              image: RGBImage? = nil) throws(UniECGError) -> PromptInput {
-        let q = (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
-        let ids = try encode(prompt.explainTemplate, fields: ["{evidence}": Evidence.render(measurements), "{question}": q])
+        let ids = try encode(prompt.explainTemplate, fields: ["{evidence}": Evidence.render(measurements), "{question}": asked(question)])
         guard let at = ids.firstIndex(of: placeholderID) else {
             throw .format("prompt.explain_template does not encode its ECG placeholder")
         }
@@ -211,8 +215,7 @@ public final class UnifiedModel: @unchecked Sendable {
         guard let template = prompt.photoTemplate, let imageEncoder, let imagePlaceholderID else {
             throw .notFound("\(file.path) does not read a photo on its own (it needs prompt.photo_template and an image encoder); give it a record")
         }
-        let q = (question?.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0.isEmpty ? nil : $0 } ?? prompt.defaultQuestion
-        let ids = try encode(template, fields: ["{question}": q])
+        let ids = try encode(template, fields: ["{question}": asked(question)])
         guard let at = ids.firstIndex(of: imagePlaceholderID) else {
             throw .format("prompt.photo_template does not encode its image placeholder")
         }

@@ -104,6 +104,52 @@ struct ExplainCommand: ParsableCommand {
         }
     }
 
+    /// Streams the model's answer to `input` (built inside, so its errors are reported the same
+    /// way) through `checked`: text mode shows each sentence as it completes, a left-out one as
+    /// its note, after `heading`.
+    func stream(_ unified: UnifiedModel, _ makeInput: () throws -> PromptInput, checked: inout CheckedExplanation,
+                heading: String, photo: Bool) throws -> GenerationSummary {
+        let show = { (sentences: [CheckedExplanation.Sentence]) in
+            guard !json else { return }
+            for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s, photo: photo)) }
+        }
+        do {
+            let input = try makeInput()
+            // One writer for stdout: print() buffers, the streamed pieces must come after the heading.
+            if !json { emit(heading) }
+            let summary = try unified.language.generate(input: input, options: generationOptions) { piece in
+                show(checked.add(piece))
+            }
+            show(checked.finish())
+            return summary
+        } catch {
+            Terminal.writeError("\nuniecg explain: \(error)\n")
+            throw ExitCode.failure
+        }
+    }
+
+    /// The JSON fields of the text itself: what was shown, the model's whole text, what was left out.
+    static func textFields(_ checked: CheckedExplanation) -> [String: Any] {
+        let leftOut = checked.sentences.filter { !$0.grounded }.map { s -> [String: Any] in
+            ["sentence": s.text.trimmingCharacters(in: .whitespacesAndNewlines), "disagreements": s.disagreements]
+        }
+        return ["explanation": checked.groundedText.trimmingCharacters(in: .whitespacesAndNewlines),
+                "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
+                "left_out": leftOut, "impression": ECGCriteria.impression(in: checked.groundedText) ?? NSNull(),
+                "notice": UniECGVersion.notice]
+    }
+
+    func printJSON(_ root: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The model description and the speed line that end the text form.
+    func finishText(_ unified: UnifiedModel, _ summary: GenerationSummary) {
+        if !unified.modelDescription.isEmpty { emit("Model: \(unified.modelDescription)\n") }
+        Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
+    }
+
     /// A photo on its own: the photo prompt, no evidence block. Every number would be unmeasured,
     /// so the check against an empty evidence block leaves out any sentence that states one.
     func explainPhoto(_ path: String) throws {
@@ -111,43 +157,16 @@ struct ExplainCommand: ParsableCommand {
         if !json { for warning in warnings { Terminal.writeError("warning: \(warning)\n") } }
         let unified = try loadModel()
         var checked = CheckedExplanation(evidence: "")
-        let show = { (sentences: [CheckedExplanation.Sentence]) in
-            guard !json else { return }
-            for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s, photo: true)) }
-        }
-        var summary: GenerationSummary?
-        do {
-            let input = try unified.photoInput(photo, question: question)
-            if !json { emit("Explanation of the photo (UniECG teaching model; nothing was measured):\n") }
-            summary = try unified.language.generate(input: input, options: generationOptions) { piece in
-                show(checked.add(piece))
-            }
-            show(checked.finish())
-        } catch {
-            Terminal.writeError("\nuniecg explain: \(error)\n")
-            throw ExitCode.failure
-        }
+        let summary = try stream(unified, { try unified.photoInput(photo, question: question) }, checked: &checked,
+                                 heading: "Explanation of the photo (UniECG teaching model; nothing was measured):\n", photo: true)
         let caveat = "Read from the picture alone: no intervals, rate or axis were measured, and no criteria were checked. "
             + "Explain the recording itself (uniecg explain RECORD) to measure it."
         if json {
-            let leftOut = checked.sentences.filter { !$0.grounded }.map { s -> [String: Any] in
-                ["sentence": s.text.trimmingCharacters(in: .whitespacesAndNewlines), "disagreements": s.disagreements]
-            }
-            let root: [String: Any] = ["image": path,
-                                       "explanation": checked.groundedText.trimmingCharacters(in: .whitespacesAndNewlines),
-                                       "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
-                                       "left_out": leftOut, "measured": false, "caveat": caveat,
-                                       "impression": ECGCriteria.impression(in: checked.groundedText) ?? NSNull(),
-                                       "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
-            let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            return try printJSON(Self.textFields(checked).merging(
+                ["image": path, "measured": false, "caveat": caveat, "warnings": warnings, "model": unified.modelDescription]) { a, _ in a })
         }
         emit("\n\n\(caveat)\n\(UniECGVersion.notice)\n")
-        if !unified.modelDescription.isEmpty { emit("Model: \(unified.modelDescription)\n") }
-        if let summary {
-            Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
-        }
+        finishText(unified, summary)
     }
 
     func run() throws {
@@ -173,46 +192,19 @@ struct ExplainCommand: ParsableCommand {
         // The text streams sentence by sentence: each is checked against the evidence block
         // first, and one that states a number the measurements do not hold, or concludes a
         // finding they do not meet, is left out, visibly.
-        var checked = CheckedExplanation(evidence: Evidence.render(measurements), measurements: measurements)
-        let show = { (sentences: [CheckedExplanation.Sentence]) in
-            guard !json else { return }
-            for s in sentences { emit(s.grounded ? s.text : Self.leftOutNote(s)) }
-        }
-        var summary: GenerationSummary?
-        do {
-            let input = try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
-            // One writer for stdout: print() buffers, the streamed pieces must come after the heading.
-            if !json { emit("Explanation (UniECG teaching model):\n") }
-            summary = try unified.language.generate(input: input, options: generationOptions) { piece in
-                show(checked.add(piece))
-            }
-            show(checked.finish())
-        } catch {
-            Terminal.writeError("\nuniecg explain: \(error)\n")
-            throw ExitCode.failure
-        }
-        let warnings = read.warnings + measurements.warnings
+        let evidence = Evidence.render(measurements)
+        var checked = CheckedExplanation(evidence: evidence, measurements: measurements)
+        let summary = try stream(unified, {
+            try unified.explainInput(record: full, measurements: measurements, question: question, image: photo)
+        }, checked: &checked, heading: "Explanation (UniECG teaching model):\n", photo: false)
         if json {
-            let leftOut = checked.sentences.filter { !$0.grounded }.map { s -> [String: Any] in
-                ["sentence": s.text.trimmingCharacters(in: .whitespacesAndNewlines), "disagreements": s.disagreements]
-            }
-            let root: [String: Any] = ["record": record,
-                                       "explanation": checked.groundedText.trimmingCharacters(in: .whitespacesAndNewlines),
-                                       "model_text": checked.modelText.trimmingCharacters(in: .whitespacesAndNewlines),
-                                       "left_out": leftOut,
-                                       "evidence": Evidence.render(measurements), "findings": measurements.findings.map(\.jsonObject),
-                                       "criteria": ECGCriteria.met(by: measurements).map { $0.map(\.id) as Any } ?? NSNull(),
-                                       "impression": ECGCriteria.impression(in: checked.groundedText) ?? NSNull(),
-                                       "warnings": warnings, "notice": UniECGVersion.notice, "model": unified.modelDescription]
-            let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            return try printJSON(Self.textFields(checked).merging(
+                ["record": record, "evidence": evidence, "findings": measurements.findings.map(\.jsonObject),
+                 "criteria": ECGCriteria.met(by: measurements).map { $0.map(\.id) as Any } ?? NSNull(),
+                 "warnings": read.warnings + measurements.warnings, "model": unified.modelDescription]) { a, _ in a })
         }
         emit("\n\nMeasurements the explanation rests on:\n")
         emit(MeasurementTable.render(measurements, record: full) + "\n")
-        if !unified.modelDescription.isEmpty { emit("Model: \(unified.modelDescription)\n") }
-        if let summary {
-            Terminal.writeError(String(format: "-- %d tokens, %.1f tokens/s\n", summary.generatedTokens, summary.tokensPerSecond))
-        }
+        finishText(unified, summary)
     }
 }

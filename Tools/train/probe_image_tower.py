@@ -44,8 +44,7 @@ def main():
     rng = np.random.default_rng(0)
 
     def logits(views):
-        states = tower(pixel_values=T.pixel_values(views), output_hidden_states=True).hidden_states
-        return head(states[T.IMAGE["select_layer"]][:, 1:].mean(1))
+        return head(T.tower_features(tower, T.pixel_values(views)).mean(1))
 
     def evaluate():
         tower.eval()

@@ -173,11 +173,14 @@ class Unified(torch.nn.Module):
 
     def image_tokens(self, pixels):
         """The projected patch tokens of a batch of prepared images (B, IMAGE_TOKENS, dim)."""
-        states = self.image_tower(pixel_values=pixels, output_hidden_states=True).hidden_states
-        hidden = states[IMAGE["select_layer"]]
-        if IMAGE["feature"] == "patch":
-            hidden = hidden[:, 1:]
-        return self.image_projector(hidden)
+        return self.image_projector(tower_features(self.image_tower, pixels))
+
+
+def tower_features(tower, pixels):
+    """The image tower's selected hidden states (IMAGE select_layer and feature), as the runtime
+    takes them: (B, IMAGE_TOKENS, width)."""
+    hidden = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[IMAGE["select_layer"]]
+    return hidden[:, 1:] if IMAGE["feature"] == "patch" else hidden
 
 
 def lengths_mask(ids_list, n):
@@ -447,8 +450,7 @@ def main():
         if images is not None and args.tower_batch:
             pick = rng.choice(min(len(images), len(train_idx)), args.tower_batch)
             views = images[pick, rng.integers(images.shape[1], size=len(pick))]
-            hidden = model.image_tower(pixel_values=pixel_values(views), output_hidden_states=True).hidden_states
-            pooled = hidden[IMAGE["select_layer"]][:, 1:].mean(1)
+            pooled = tower_features(model.image_tower, pixel_values(views)).mean(1)
             labels = torch.from_numpy(data["condition"][pick].astype(np.int64))
             logits = tower_head(pooled)
             parts["tower_ce"] = F.cross_entropy(logits, labels)
