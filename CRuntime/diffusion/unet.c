@@ -72,8 +72,10 @@ typedef struct {
     bool valid;
 } cache_entry;
 
-/* Queries per lane group of the narrow-head attention (attend_group). */
+/* Queries per lane group of the narrow-head attention (attend_group), and per call of a SIMD
+ * variant's attention kernel (attend_simd, heads of a multiple of 8 values up to the maximum). */
 #define ATTEND_GROUP 4
+#define ATTEND_SIMD_MAX_HEAD 256
 
 typedef struct {
     uniecg__seq_ctx ctx;      /* kernels, scratch, and the pool (NULL: this thread only) */
@@ -570,9 +572,15 @@ static void attend_group(const attend_job *job, int64_t t0, int64_t h, float *sc
             if (s[m][g] > max[g]) max[g] = s[m][g];
     }
     attend_v4 sum = zero;
-    for (int64_t m = 0; m < n; m++) {
-        for (int g = 0; g < ATTEND_GROUP; g++) s[m][g] = expf(s[m][g] - max[g]);
-        sum = sum + s[m];
+    if (job->kernels->exp_inplace) { /* a SIMD variant's vector exp over all lanes at once */
+        for (int64_t m = 0; m < n; m++) s[m] = s[m] - max;
+        job->kernels->exp_inplace(scores, n * ATTEND_GROUP);
+        for (int64_t m = 0; m < n; m++) sum = sum + s[m];
+    } else {
+        for (int64_t m = 0; m < n; m++) {
+            for (int g = 0; g < ATTEND_GROUP; g++) s[m][g] = expf(s[m][g] - max[g]);
+            sum = sum + s[m];
+        }
     }
     attend_v4 out[32];
     for (int64_t i = 0; i < hd; i++) out[i] = zero;
@@ -585,10 +593,29 @@ static void attend_group(const attend_job *job, int64_t t0, int64_t h, float *sc
         for (int64_t i = 0; i < hd; i++) job->out[(t0 + g) * hidden + h * hd + i] = out[i][g];
 }
 
+/* The kernel variant's attention (a SIMD variant's `attend`: vectorized dot products, softmax
+ * with a polynomial exp, values in registers) for ATTEND_GROUP queries of head h at a time,
+ * taken as the "query heads" that share that head's keys and values. */
+static void attend_simd(const attend_job *job, int64_t t0, int64_t h, float *scores) {
+    int64_t hd = job->head_dim, hidden = job->heads * hd, n = job->tokens;
+    int64_t lanes = n - t0 < ATTEND_GROUP ? n - t0 : ATTEND_GROUP;
+    float q[ATTEND_GROUP * ATTEND_SIMD_MAX_HEAD], out[ATTEND_GROUP * ATTEND_SIMD_MAX_HEAD];
+    for (int64_t g = 0; g < lanes; g++) memcpy(q + g * hd, job->q + (t0 + g) * hidden + h * hd, (size_t)hd * sizeof(float));
+    job->kernels->attend(q, lanes, job->k + h * hd, job->v + h * hd, hidden, n, hd, 1.0f / sqrtf((float)hd), scores, out);
+    for (int64_t g = 0; g < lanes; g++) memcpy(job->out + (t0 + g) * hidden + h * hd, out + g * hd, (size_t)hd * sizeof(float));
+}
+
 static void attend_task(void *ctx, int32_t index, int32_t count) {
     const attend_job *job = ctx;
     int64_t hd = job->head_dim, hidden = job->heads * hd, begin, end;
     float *scores = job->scores + (int64_t)index * ATTEND_GROUP * job->tokens;
+    if (job->kernels->attend && hd % 8 == 0 && hd <= ATTEND_SIMD_MAX_HEAD) {
+        int64_t groups = (job->tokens + ATTEND_GROUP - 1) / ATTEND_GROUP;
+        uniecg__chunk(groups * job->heads, index, count, 1, &begin, &end);
+        for (int64_t task = begin; task < end; task++)
+            attend_simd(job, task / job->heads * ATTEND_GROUP, task % job->heads, scores);
+        return;
+    }
     if (hd <= 32) {
         int64_t groups = (job->tokens + ATTEND_GROUP - 1) / ATTEND_GROUP;
         uniecg__chunk(groups * job->heads, index, count, 1, &begin, &end);

@@ -34,6 +34,10 @@ typedef struct {
      * `scores` is scratch for heads * count floats. NULL means the caller's reference loop. */
     void (*attend)(const float *q, int64_t heads, const float *k, const float *v, int64_t stride, int64_t count,
                    int64_t head_dim, float scale, float *scores, float *out);
+    /* optional: x[i] = exp(x[i]) for x[i] <= 0 (softmax numerators after the maximum is
+     * subtracted), a polynomial with a relative error near 1e-7 rather than expf's bits; NULL
+     * means expf */
+    void (*exp_inplace)(float *x, int64_t n);
     /* optional: uniecg__quantize_activations, bit for bit (finite inputs); NULL means that
      * reference */
     void (*quantize)(const float *x, int64_t n, int8_t *q, float *scales);

@@ -5,6 +5,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -237,6 +238,17 @@ AVX2_TARGET static float softmax_numerators(float *scores, int64_t n) {
     return sum;
 }
 
+AVX2_TARGET static void exp_inplace(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));
+    if (i < n) { /* the last few through the same polynomial, so every value gets the same rule */
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(tail, exp8(_mm256_loadu_ps(tail)));
+        memcpy(x + i, tail, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 /* out[0..head_dim) += sum over n positions of w[p] * v[p] (values `stride` floats apart) */
 AVX2_TARGET static void attention_values(const float *w, const float *v, int64_t stride, int64_t n, int64_t head_dim,
                                          float *out) {
@@ -344,6 +356,7 @@ const uniecg_kernels uniecg__kernels_avx2 = {
     .f32_axpy = f32_axpy,
     .silu_mul = silu_mul,
     .attend = attend,
+    .exp_inplace = exp_inplace,
     .quantize = quantize,
 };
 #endif

@@ -244,6 +244,35 @@ static void variants_against_portable(void) {
         printf("%s: activation quantization bit-exact on %d groups (ties, zeros, subnormals included)\n",
                uniecg_kernel_variant_name(variant), QN / 32);
     }
+    /* vector exp of softmax numerators: within 2e-7 relative of expf from 0 down to -87 (below,
+     * where expf is subnormal, within 1e-38 absolute), tails of every length */
+    for (int i = 1; i < 4; i++) {
+        uniecg_kernel_variant variant = all_variants[i];
+        if (!uniecg_kernel_variant_supported(variant)) continue;
+        const uniecg_kernels *k = uniecg__kernels_for(variant);
+        if (!k->exp_inplace) continue;
+        enum { EN = 2003 };
+        static float ex[EN];
+        double worst = 0;
+        bool tails = true;
+        for (int n = 0; n < EN; n++) ex[n] = -100.0f * (float)n / (EN - 1);
+        k->exp_inplace(ex, EN);
+        for (int n = 0; n < EN; n++) {
+            float x = -100.0f * (float)n / (EN - 1), want = expf(x);
+            double err = x >= -87.0f ? fabs(ex[n] - want) / want : (fabs(ex[n] - want) <= 1e-38 ? 0 : 1);
+            if (err > worst) worst = err;
+        }
+        for (int n = 1; n <= 9; n++) { /* every tail length around a vector of 8 */
+            float t[9], u[9];
+            for (int j = 0; j < n; j++) t[j] = u[j] = -0.37f * (float)j;
+            k->exp_inplace(t, n);
+            for (int j = 0; j < n; j++) tails = tails && fabsf(t[j] - expf(u[j])) <= 2e-7f * expf(u[j]);
+        }
+        CHECK_MSG(worst <= 2e-7 && tails, "%s exp_inplace: worst relative error %.3g, tails %s",
+                  uniecg_kernel_variant_name(variant), worst, tails ? "fine" : "wrong");
+        printf("%s: vector exp within %.2g relative of expf on [-87, 0]\n", uniecg_kernel_variant_name(variant), worst);
+    }
+
     /* the ties really are ties: 127 sets the scale to 1, so k + 0.5 rounds to the even side */
     CHECK(sa[1] == 1.0f && qa[32 + 1] == (int8_t)nearbyintf(xa[32 + 1]));
 

@@ -25,13 +25,16 @@
  *                        XXH64 of unet-none.uecg;
  *   test_unet            checks it within 1e-5 (relative, as above) with portable kernels on
  *                        every architecture and prints the deviation of the SIMD variants
- *                        (held to 1e-3: f32 weights, only the summation order differs). */
+ *                        (held to 1e-3: f32 weights, only the summation order differs).
+ *   test_unet --bench FILE [REPEATS]   times uniecg_unet_predict on FILE (batch 1 and 2, 1 and
+ *                        2 threads); Tools/reference/bench_unet.py runs it beside PyTorch. */
 #include "testing.h"
 
 #include "../diffusion/ops.h"
 #include "../diffusion/unet.h"
 
 #include <math.h>
+#include <time.h>
 
 #define F32_BAR 1e-4
 #define Q8_CORRELATION_BAR 0.999
@@ -761,7 +764,67 @@ static void check_cross_arch(bool record) {
     uniecg_model_file_free(file);
 }
 
+/* ---- benchmark: a converted U-Net file (Tools/reference/bench_unet.py writes the published
+ * shape with random weights) ---- */
+
+static double clock_seconds(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One predict per repeat, as a guided sampling step calls it (batch 2: condition and null
+ * condition; batch 1: guidance off), after one warm-up that also fills the condition cache. */
+static int bench(const char *path, int repeats) {
+    uniecg_model_file *file = NULL;
+    uniecg_error err = {0};
+    if (uniecg_model_file_open(path, uniecg_open_default_params(), &file, &err)) return printf("%s\n", err.message), 1;
+    printf("| file | threads | batch | best ms | median ms | best CPU ms |\n|---|---|---|---|---|---|\n");
+    if (repeats > 64) repeats = 64;
+    for (int threads = 1; threads <= 2; threads++) {
+        uniecg_unet_params params = uniecg_unet_default_params();
+        params.n_threads = threads;
+        uniecg_unet *unet = NULL;
+        if (uniecg_unet_create(file, params, &unet, &err)) return printf("%s\n", err.message), 1;
+        uniecg_unet_info info;
+        uniecg_unet_get_info(unet, &info);
+        int64_t latent = (int64_t)info.latent_channels * info.latent_length;
+        float *x = malloc((size_t)(2 * latent) * sizeof(float)), *eps = malloc((size_t)(2 * latent) * sizeof(float));
+        float *cond = calloc((size_t)(2 * info.cond_length), sizeof(float));
+        uniecg_normal_noise(1, x, (uint64_t)latent);
+        memcpy(x + latent, x, (size_t)latent * sizeof(float));
+        uniecg_normal_noise(2, cond, (uint64_t)info.cond_dim); /* sample 2 keeps the null condition */
+        int32_t timesteps[2] = {500, 500};
+        for (int batch = 1; batch <= 2; batch++) {
+            double t[64], cpu[64];
+            if (uniecg_unet_predict(unet, batch, x, timesteps, cond, eps, &err)) return printf("%s\n", err.message), 1;
+            for (int r = 0; r < repeats; r++) {
+                double t0 = clock_seconds(CLOCK_MONOTONIC), c0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+                uniecg_unet_predict(unet, batch, x, timesteps, cond, eps, &err);
+                t[r] = clock_seconds(CLOCK_MONOTONIC) - t0;
+                cpu[r] = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            }
+            qsort(t, (size_t)repeats, sizeof *t, by_value);
+            qsort(cpu, (size_t)repeats, sizeof *cpu, by_value);
+            printf("| %s | %d | %d | %.2f | %.2f | %.2f |\n", path, threads, batch, t[0] * 1e3, t[repeats / 2] * 1e3,
+                   cpu[0] * 1e3);
+        }
+        free(x);
+        free(eps);
+        free(cond);
+        uniecg_unet_free(unet);
+    }
+    uniecg_model_file_free(file);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && !strcmp(argv[1], "--bench")) return bench(argv[2], argc > 3 ? atoi(argv[3]) : 20);
     bool record = argc == 2 && !strcmp(argv[1], "--record");
     if (!test_find_fixtures("diffusets", "small/manifest.txt", root, sizeof root)) {
         printf("FAIL: Tests/Fixtures/diffusets not found (set UNIECG_FIXTURES)\n");
