@@ -25,6 +25,9 @@ typedef struct {
     /* f32 helpers for attention: sum a[i]*b[i], and y[i] += alpha * x[i] */
     float (*f32_dot)(const float *a, const float *b, int64_t n);
     void (*f32_axpy)(float *y, float alpha, const float *x, int64_t n);
+    /* optional: out[j] = sum a[i] * b[j * b_stride + i] for j = 0..3 (four dot products sharing
+     * a, in one pass over it); NULL means four f32_dot calls */
+    void (*f32_dot4)(const float *a, const float *b, int64_t b_stride, int64_t n, float *out);
     /* optional: a[i] = SiLU(a[i]) * b[i]; NULL means the caller's reference loop (portable,
      * whose bits are fixed) */
     void (*silu_mul)(float *a, const float *b, int64_t n);

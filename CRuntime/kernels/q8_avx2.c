@@ -138,6 +138,32 @@ AVX2_TARGET static float f32_dot(const float *a, const float *b, int64_t n) {
     return sum;
 }
 
+AVX2_TARGET static void f32_dot4(const float *a, const float *b, int64_t b_stride, int64_t n, float *out) {
+    const float *b0 = b, *b1 = b + b_stride, *b2 = b + 2 * b_stride, *b3 = b + 3 * b_stride;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i);
+        acc0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + i), acc0);
+        acc1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + i), acc1);
+        acc2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + i), acc2);
+        acc3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + i), acc3);
+    }
+    if (i < n) { /* the last 1-7 values through a mask: the short rows of small layers end here */
+        static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+        __m256i mask = _mm256_loadu_si256((const __m256i *)(ramp + 8 - (n - i)));
+        __m256 x = _mm256_maskload_ps(a + i, mask);
+        acc0 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b0 + i, mask), acc0);
+        acc1 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b1 + i, mask), acc1);
+        acc2 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b2 + i, mask), acc2);
+        acc3 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b3 + i, mask), acc3);
+    }
+    /* four horizontal sums at once: pairwise hadds, then the two 128-bit halves */
+    __m256 s01 = _mm256_hadd_ps(acc0, acc1), s23 = _mm256_hadd_ps(acc2, acc3);
+    __m256 s = _mm256_hadd_ps(s01, s23);
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+}
+
 AVX2_TARGET static void f32_axpy(float *y, float alpha, const float *x, int64_t n) {
     __m256 va = _mm256_set1_ps(alpha);
     int64_t i = 0;
@@ -354,6 +380,7 @@ const uniecg_kernels uniecg__kernels_avx2 = {
     .q8_group_dot = group_dot,
     .f32_dot = f32_dot,
     .f32_axpy = f32_axpy,
+    .f32_dot4 = f32_dot4,
     .silu_mul = silu_mul,
     .attend = attend,
     .exp_inplace = exp_inplace,

@@ -273,6 +273,33 @@ static void variants_against_portable(void) {
         printf("%s: vector exp within %.2g relative of expf on [-87, 0]\n", uniecg_kernel_variant_name(variant), worst);
     }
 
+    /* four dot products in one pass: each within float rounding of a double-precision sum, for
+     * every row length 1..40 (the vector body and every masked tail) */
+    for (int i = 1; i < 4; i++) {
+        uniecg_kernel_variant variant = all_variants[i];
+        if (!uniecg_kernel_variant_supported(variant)) continue;
+        const uniecg_kernels *k = uniecg__kernels_for(variant);
+        if (!k->f32_dot4) continue;
+        float da[40], db[4 * 41], got[4];
+        double worst = 0;
+        for (int n = 1; n <= 40; n++) {
+            for (int j = 0; j < n; j++) da[j] = test_uniform() - 0.5f;
+            for (int j = 0; j < 4 * 41; j++) db[j] = test_uniform() - 0.5f;
+            k->f32_dot4(da, db, 41, n, got);
+            for (int r = 0; r < 4; r++) {
+                double want = 0, size = 0;
+                for (int j = 0; j < n; j++) {
+                    want += (double)da[j] * db[r * 41 + j];
+                    size += fabs((double)da[j] * db[r * 41 + j]);
+                }
+                double err = fabs(got[r] - want) / (size + 1e-30);
+                if (err > worst) worst = err;
+            }
+        }
+        CHECK_MSG(worst <= 1e-6, "%s f32_dot4: error %.3g of sum |a b|", uniecg_kernel_variant_name(variant), worst);
+        printf("%s: four-way dot within %.2g of sum |a b| for lengths 1-40\n", uniecg_kernel_variant_name(variant), worst);
+    }
+
     /* the ties really are ties: 127 sets the scale to 1, so k + 0.5 rounds to the even side */
     CHECK(sa[1] == 1.0f && qa[32 + 1] == (int8_t)nearbyintf(xa[32 + 1]));
 
