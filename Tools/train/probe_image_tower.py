@@ -2,9 +2,13 @@
 """Can the photo path's image tower learn the record's condition from its pictures at all? The
 tower of train_unified.py (CLIPVisionModel, IMAGE there) plus a linear head on its mean patch
 token, trained alone on image_data.py's pictures (no language model, so batches are cheap);
-prints held-out accuracy against chance (1/17). Training-side check only; nothing is exported.
+prints held-out accuracy against chance (1/17), or with --target rate the held-out correlation
+and mean error of the heart rate read from the picture (a regression: a denser signal than 17
+classes, and the one finding a picture shows at any resolution). Training-side check only;
+nothing is exported.
 
     python Tools/train/probe_image_tower.py --data WORK/data2 --images WORK/images [--minutes 12]
+           [--target condition|rate] [--patch 16]
 """
 import argparse
 import os
@@ -30,15 +34,23 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--held-out", type=int, default=300, help="last N pictured records are only evaluated")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--target", choices=("condition", "rate"), default="condition")
+    ap.add_argument("--patch", type=int, default=T.IMAGE["patch_size"], help="patch size (divides the image size)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = T.load_data(args.data)
     images = T.load_images(args.images, data)
-    labels = data["condition"][:len(images)].astype(np.int64)
     n_train = len(images) - args.held_out
+    if args.target == "rate":
+        rate = data["scalars"][:len(images), 2].astype(np.float32)
+        mean, std = rate[:n_train].mean(), rate[:n_train].std()
+        labels = (rate - mean) / std
+    else:
+        labels = data["condition"][:len(images)].astype(np.int64)
     torch.manual_seed(0)
-    tower = T.image_fixtures.CLIPVisionModel(T.image_fixtures.clip_config(T.IMAGE))
-    head = torch.nn.Linear(T.IMAGE["width"], len(CONDITIONS))
+    config = dict(T.IMAGE, patch_size=args.patch)
+    tower = T.image_fixtures.CLIPVisionModel(T.image_fixtures.clip_config(config))
+    head = torch.nn.Linear(T.IMAGE["width"], 1 if args.target == "rate" else len(CONDITIONS))
     params = list(tower.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     rng = np.random.default_rng(0)
@@ -46,23 +58,35 @@ def main():
     def logits(views):
         return head(T.tower_features(tower, T.pixel_values(views)).mean(1))
 
+    def loss_of(out, pick):
+        if args.target == "rate":
+            return F.mse_loss(out[:, 0], torch.from_numpy(labels[pick]))
+        return F.cross_entropy(out, torch.from_numpy(labels[pick]))
+
     def evaluate():
+        """Held-out accuracy, or for the rate (correlation, mean absolute error in bpm)."""
         tower.eval()
-        hits = []
+        outs, truth = [], []
         with torch.no_grad():
             for v in range(images.shape[1]):
                 for i in range(n_train, len(images), 64):
                     j = slice(i, min(i + 64, len(images)))
-                    hits.append((logits(images[j, v]).argmax(1).numpy() == labels[j]))
+                    outs.append(logits(images[j, v]).numpy())
+                    truth.append(labels[j])
         tower.train()
-        return float(np.concatenate(hits).mean())
+        out, truth = np.concatenate(outs), np.concatenate(truth)
+        if args.target == "rate":
+            r = float(np.corrcoef(out[:, 0], truth)[0, 1])
+            return f"rate r {r:.3f}, mean error {float(np.abs(out[:, 0] - truth).mean() * std):.1f} bpm " \
+                   f"(predicting the mean: {float(np.abs(truth).mean() * std):.1f})"
+        return f"accuracy {float((out.argmax(1) == truth).mean()):.3f}"
 
     t0, step, window = time.time(), 0, []
     print(f"{n_train} training / {args.held_out} held-out records x {images.shape[1]} pictures; chance {1 / len(CONDITIONS):.3f}")
     while time.time() - t0 < args.minutes * 60:
         pick = rng.choice(n_train, args.batch)
         views = images[pick, rng.integers(images.shape[1], size=args.batch)]
-        loss = F.cross_entropy(logits(views), torch.from_numpy(labels[pick]))
+        loss = loss_of(logits(views), pick)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -73,8 +97,8 @@ def main():
             print(f"step {step} loss {np.mean(window):.3f} [{(time.time() - t0) / 60:.1f} min]", flush=True)
             window = []
         if step % 100 == 0:
-            print(f"  held-out accuracy {evaluate():.3f}", flush=True)
-    print(f"final: {step} steps, held-out accuracy {evaluate():.3f} (chance {1 / len(CONDITIONS):.3f})")
+            print(f"  held-out {evaluate()}", flush=True)
+    print(f"final: {step} steps, held-out {evaluate()} (chance accuracy {1 / len(CONDITIONS):.3f})")
 
 
 if __name__ == "__main__":
