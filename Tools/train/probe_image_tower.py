@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=12)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
     ap.add_argument("--held-out", type=int, default=300, help="last N pictured records are only evaluated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", choices=("condition", "rate"), default="condition")
@@ -90,6 +91,8 @@ def main():
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for group in opt.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
         opt.step()
         step += 1
         window.append(loss.item())
