@@ -72,6 +72,52 @@ static void f32_axpy_neon(float *y, float alpha, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* Four dot products sharing a (see kernels.h), four lanes at a time; the last 1-3 values of each
+ * are added after the lanes are summed. */
+static void f32_dot4_neon(const float *a, const float *b, int64_t b_stride, int64_t n, float *out) {
+    const float *bs[4] = {b, b + b_stride, b + 2 * b_stride, b + 3 * b_stride};
+    float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t x = vld1q_f32(a + i);
+        for (int j = 0; j < 4; j++) acc[j] = vfmaq_f32(acc[j], x, vld1q_f32(bs[j] + i));
+    }
+    for (int j = 0; j < 4; j++) {
+        float sum = vaddvq_f32(acc[j]);
+        for (int64_t k = i; k < n; k++) sum += a[k] * bs[j][k];
+        out[j] = sum;
+    }
+}
+
+/* e^x for x in [-88, 88], the AVX2 form's method in four lanes: x = n ln2 + r, a degree-6
+ * polynomial for e^r (Cephes expf coefficients), 2^n built in the exponent bits. */
+static inline float32x4_t exp4(float32x4_t x) {
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-88.0f)), vdupq_n_f32(88.0f));
+    float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+static void exp_inplace_neon(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, exp4(vld1q_f32(x + i)));
+    if (i < n) { /* the last few through the same polynomial */
+        float tail[4] = {0};
+        for (int64_t k = i; k < n; k++) tail[k - i] = x[k];
+        vst1q_f32(tail, exp4(vld1q_f32(tail)));
+        for (int64_t k = i; k < n; k++) x[k] = tail[k - i];
+    }
+}
+
 /* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
  * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
 static void quantize_neon(const float *x, int64_t n, int8_t *q, float *scales) {
@@ -104,6 +150,8 @@ const uniecg_kernels uniecg__kernels_neon = {
     .q8_group_dot = group_dot_neon,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
+    .f32_dot4 = f32_dot4_neon,
+    .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
 };
 
@@ -113,6 +161,8 @@ const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .q8_group_dot = group_dot_sdot,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
+    .f32_dot4 = f32_dot4_neon,
+    .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
 };
 #endif
