@@ -8,7 +8,12 @@ classes, and the one finding a picture shows at any resolution). Training-side c
 nothing is exported.
 
     python Tools/train/probe_image_tower.py --data WORK/data2 --images WORK/images [--minutes 12]
-           [--target condition|rate] [--patch 16]
+           [--target condition|rate] [--patch 16] [--pool mean|max] [--lr 1e-3] [--warmup 0]
+
+--pool max matters: every printout has about the same amount of ink, so the mean of the patch
+tokens of a freshly initialised tower is nearly the same for every picture (its spread across
+pictures 0.002-0.016) and the head gets almost no gradient; the maximum over the tokens keeps
+what single patches show (Tools/train/README.md, "the photo path").
 """
 import argparse
 import os
@@ -33,6 +38,8 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
+    ap.add_argument("--pool", choices=("mean", "max"), default="mean",
+                    help="how the head sees the patch tokens (mean: near-constant across pictures at first)")
     ap.add_argument("--held-out", type=int, default=300, help="last N pictured records are only evaluated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", choices=("condition", "rate"), default="condition")
@@ -57,7 +64,8 @@ def main():
     rng = np.random.default_rng(0)
 
     def logits(views):
-        return head(T.tower_features(tower, T.pixel_values(views)).mean(1))
+        tokens = T.tower_features(tower, T.pixel_values(views))
+        return head(tokens.amax(1) if args.pool == "max" else tokens.mean(1))
 
     def loss_of(out, pick):
         if args.target == "rate":
