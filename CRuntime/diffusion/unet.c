@@ -560,8 +560,9 @@ typedef struct {
  * 4-float vector: every key then costs one vector multiply-add per head value instead of a
  * scalar dot of 1-4 values per query (the attention over 128 positions was a quarter of the
  * bundled model's sampling time). Each lane does exactly the scalar path's operations in the same
- * order (separate multiply and add, keys in order), so the results are the same as before and the
- * same on every architecture. */
+ * order (separate multiply and add, keys in order), so with the portable kernels the results are
+ * the same as before and the same on every architecture; a SIMD variant's vector exp
+ * (exp_inplace) changes the last bits of the softmax, within its tests' bounds. */
 typedef float attend_v4 __attribute__((vector_size(16)));
 
 static void attend_group(const attend_job *job, int64_t t0, int64_t h, float *scores) {
