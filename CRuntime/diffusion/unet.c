@@ -509,6 +509,11 @@ typedef struct {
     bool channels_major; /* y[r * tokens + t] (a convolution's output) instead of y[t * rows + r] */
 } dot_job;
 
+static void dot_store(const dot_job *job, int64_t r, int64_t t, float v) {
+    if (job->channels_major) job->y[r * job->tokens + t] = v;
+    else job->y[t * job->rows + r] = v;
+}
+
 static void dot_task(void *ctx, int32_t index, int32_t count) {
     const dot_job *job = ctx;
     int64_t begin, end;
@@ -521,16 +526,9 @@ static void dot_task(void *ctx, int32_t index, int32_t count) {
         if (job->kernels->f32_dot4) /* a SIMD variant: four tokens per pass over the row */
             for (; t + 4 <= job->tokens; t += 4) {
                 job->kernels->f32_dot4(w, job->x + t * job->cols, job->cols, job->cols, v);
-                for (int j = 0; j < 4; j++) {
-                    if (job->channels_major) job->y[r * job->tokens + t + j] = v[j] + b;
-                    else job->y[(t + j) * job->rows + r] = v[j] + b;
-                }
+                for (int j = 0; j < 4; j++) dot_store(job, r, t + j, v[j] + b);
             }
-        for (; t < job->tokens; t++) {
-            float one = job->kernels->f32_dot(w, job->x + t * job->cols, job->cols) + b;
-            if (job->channels_major) job->y[r * job->tokens + t] = one;
-            else job->y[t * job->rows + r] = one;
-        }
+        for (; t < job->tokens; t++) dot_store(job, r, t, job->kernels->f32_dot(w, job->x + t * job->cols, job->cols) + b);
     }
 }
 

@@ -425,12 +425,6 @@ static void run_decode(const char *name, const uniecg_tokenizer *t, int *sequenc
     free(text);
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Encode speed on ~100 KB of the fixture strings (mixed scripts, code, ECG prose). */
 static void speed(const char *name, const uniecg_tokenizer *t) {
     char file[256];
@@ -459,9 +453,9 @@ static void speed(const char *name, const uniecg_tokenizer *t) {
     size_t tokens = 0;
     int32_t *ids = malloc(n * sizeof *ids + 64);
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now();
+        double t0 = test_clock_seconds(CLOCK_MONOTONIC);
         uniecg_status status = uniecg_tokenizer_encode(t, corpus, n, false, true, ids, n + 16, &tokens, NULL);
-        double dt = now() - t0;
+        double dt = test_clock_seconds(CLOCK_MONOTONIC) - t0;
         if (status) test_fail(__FILE__, __LINE__, "%s: encoding the speed corpus failed", name);
         if (dt < best) best = dt;
     }

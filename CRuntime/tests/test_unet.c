@@ -34,7 +34,6 @@
 #include "../diffusion/unet.h"
 
 #include <math.h>
-#include <time.h>
 
 #define F32_BAR 1e-4
 #define Q8_CORRELATION_BAR 0.999
@@ -767,17 +766,6 @@ static void check_cross_arch(bool record) {
 /* ---- benchmark: a converted U-Net file (Tools/reference/bench_unet.py writes the published
  * shape with random weights) ---- */
 
-static double clock_seconds(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One predict per repeat, as a guided sampling step calls it (batch 2: condition and null
  * condition; batch 1: guidance off), after one warm-up that also fills the condition cache. */
 static int bench(const char *path, int repeats) {
@@ -804,13 +792,13 @@ static int bench(const char *path, int repeats) {
             double t[64], cpu[64];
             if (uniecg_unet_predict(unet, batch, x, timesteps, cond, eps, &err)) return printf("%s\n", err.message), 1;
             for (int r = 0; r < repeats; r++) {
-                double t0 = clock_seconds(CLOCK_MONOTONIC), c0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+                double t0 = test_clock_seconds(CLOCK_MONOTONIC), c0 = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
                 uniecg_unet_predict(unet, batch, x, timesteps, cond, eps, &err);
-                t[r] = clock_seconds(CLOCK_MONOTONIC) - t0;
-                cpu[r] = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+                t[r] = test_clock_seconds(CLOCK_MONOTONIC) - t0;
+                cpu[r] = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
             }
-            qsort(t, (size_t)repeats, sizeof *t, by_value);
-            qsort(cpu, (size_t)repeats, sizeof *cpu, by_value);
+            qsort(t, (size_t)repeats, sizeof *t, test_by_value);
+            qsort(cpu, (size_t)repeats, sizeof *cpu, test_by_value);
             printf("| %s | %d | %d | %.2f | %.2f | %.2f |\n", path, threads, batch, t[0] * 1e3, t[repeats / 2] * 1e3,
                    cpu[0] * 1e3);
         }

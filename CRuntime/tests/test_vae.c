@@ -501,17 +501,6 @@ static bool write_published(const char *path, bool q8) {
     return ok;
 }
 
-static double clock_seconds(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int bench(int repeats, const char *only) {
     test_make_dir("uniecg-vae-bench");
     printf("published VAE decoder shape (4 x 128 -> 12 x 1024, widths 128/256/512), random weights; best and "
@@ -538,20 +527,20 @@ static int bench(int repeats, const char *only) {
             if (repeats > 64) repeats = 64;
             if (uniecg_vae_decode(vae, lat, sig, &err)) return printf("%s\n", err.message), 1;
             for (int r = 0; r < repeats; r++) {
-                double t0 = clock_seconds(CLOCK_MONOTONIC), c0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+                double t0 = test_clock_seconds(CLOCK_MONOTONIC), c0 = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
                 uniecg_vae_decode(vae, lat, sig, &err);
-                t[r] = clock_seconds(CLOCK_MONOTONIC) - t0;
-                cpu[r] = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+                t[r] = test_clock_seconds(CLOCK_MONOTONIC) - t0;
+                cpu[r] = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
             }
-            qsort(t, (size_t)repeats, sizeof *t, by_value);
-            qsort(cpu, (size_t)repeats, sizeof *cpu, by_value);
+            qsort(t, (size_t)repeats, sizeof *t, test_by_value);
+            qsort(cpu, (size_t)repeats, sizeof *cpu, test_by_value);
             double sd = 0;
             for (int i = 0; i < 12 * 1024; i++) sd += (double)sig[i] * sig[i];
             /* One encode of the decoded signal, timed once: the encoder runs at the same shape. */
             float *back = malloc(4 * 128 * sizeof(float));
-            double e0 = clock_seconds(CLOCK_MONOTONIC);
+            double e0 = test_clock_seconds(CLOCK_MONOTONIC);
             uniecg_status es = uniecg_vae_encode(vae, sig, NULL, back, NULL, NULL, &err);
-            double encode_ms = (clock_seconds(CLOCK_MONOTONIC) - e0) * 1e3;
+            double encode_ms = (test_clock_seconds(CLOCK_MONOTONIC) - e0) * 1e3;
             free(back);
             if (es) return printf("%s\n", err.message), 1;
             printf("| %s | %d | %.1f | %.1f | %.1f |   (output rms %.3f; one encode %.1f ms)\n", q ? "q8" : "f32", threads,

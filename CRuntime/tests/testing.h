@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int test_passed, test_failed;
@@ -190,5 +191,19 @@ __attribute__((unused)) static uint64_t test_next(void) {
 }
 /* Uniform in [-1, 1). */
 __attribute__((unused)) static float test_uniform(void) { return (float)((double)(test_next() >> 11) * 0x1.0p-52 - 1.0); }
+
+/* Seconds on a clock (CLOCK_MONOTONIC for wall time, CLOCK_PROCESS_CPUTIME_ID for the CPU time of
+ * all threads), for the --bench modes; no test depends on a time. */
+__attribute__((unused)) static double test_clock_seconds(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* qsort comparator for doubles, ascending (best and median of timings). */
+__attribute__((unused)) static int test_by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 #endif
