@@ -4,6 +4,7 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <math.h>
 
 static inline int32x4_t dot32_neon(const int8_t *a, const int8_t *b) {
     int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16), b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
@@ -118,6 +119,137 @@ static void exp_inplace_neon(float *x, int64_t n) {
     }
 }
 
+/* scores[p] = scale * q . k[p] for n positions (keys `stride` floats apart): four positions at a
+ * time with two accumulators each, eight independent multiply-add chains */
+static void attention_scores_neon(const float *q, const float *k, int64_t stride, int64_t n, int64_t head_dim,
+                                  float scale, float *scores) {
+    int64_t p = 0;
+    for (; p + 4 <= n; p += 4) {
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        float32x4_t a0 = vdupq_n_f32(0.0f), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+        for (int64_t i = 0; i < head_dim; i += 8) {
+            float32x4_t x = vld1q_f32(q + i), y = vld1q_f32(q + i + 4);
+            a0 = vfmaq_f32(a0, x, vld1q_f32(k0 + i));
+            b0 = vfmaq_f32(b0, y, vld1q_f32(k0 + i + 4));
+            a1 = vfmaq_f32(a1, x, vld1q_f32(k1 + i));
+            b1 = vfmaq_f32(b1, y, vld1q_f32(k1 + i + 4));
+            a2 = vfmaq_f32(a2, x, vld1q_f32(k2 + i));
+            b2 = vfmaq_f32(b2, y, vld1q_f32(k2 + i + 4));
+            a3 = vfmaq_f32(a3, x, vld1q_f32(k3 + i));
+            b3 = vfmaq_f32(b3, y, vld1q_f32(k3 + i + 4));
+        }
+        /* pairwise adds leave the sum of position j's accumulators in lane j */
+        float32x4_t d01 = vpaddq_f32(vaddq_f32(a0, b0), vaddq_f32(a1, b1));
+        float32x4_t d23 = vpaddq_f32(vaddq_f32(a2, b2), vaddq_f32(a3, b3));
+        vst1q_f32(scores + p, vmulq_n_f32(vpaddq_f32(d01, d23), scale));
+    }
+    for (; p < n; p++) {
+        const float *kp = k + p * stride;
+        float32x4_t a = vdupq_n_f32(0.0f), b = a, c = a, d = a;
+        int64_t i = 0;
+        for (; i + 16 <= head_dim; i += 16) {
+            a = vfmaq_f32(a, vld1q_f32(q + i), vld1q_f32(kp + i));
+            b = vfmaq_f32(b, vld1q_f32(q + i + 4), vld1q_f32(kp + i + 4));
+            c = vfmaq_f32(c, vld1q_f32(q + i + 8), vld1q_f32(kp + i + 8));
+            d = vfmaq_f32(d, vld1q_f32(q + i + 12), vld1q_f32(kp + i + 12));
+        }
+        if (i < head_dim) { /* the last 8 (head_dim is a multiple of 8) */
+            a = vfmaq_f32(a, vld1q_f32(q + i), vld1q_f32(kp + i));
+            b = vfmaq_f32(b, vld1q_f32(q + i + 4), vld1q_f32(kp + i + 4));
+        }
+        scores[p] = vaddvq_f32(vaddq_f32(vaddq_f32(a, b), vaddq_f32(c, d))) * scale;
+    }
+}
+
+/* scores[p] = exp(scores[p] - max) over n; returns their sum */
+static float softmax_numerators_neon(float *scores, int64_t n) {
+    float32x4_t vmax = vdupq_n_f32(-INFINITY);
+    int64_t p = 0;
+    for (; p + 4 <= n; p += 4) vmax = vmaxq_f32(vmax, vld1q_f32(scores + p));
+    float max = vmaxvq_f32(vmax);
+    for (; p < n; p++) max = scores[p] > max ? scores[p] : max;
+    vmax = vdupq_n_f32(max);
+    float32x4_t vsum = vdupq_n_f32(0.0f);
+    for (p = 0; p + 4 <= n; p += 4) {
+        float32x4_t e = exp4(vsubq_f32(vld1q_f32(scores + p), vmax));
+        vst1q_f32(scores + p, e);
+        vsum = vaddq_f32(vsum, e);
+    }
+    float sum = vaddvq_f32(vsum);
+    for (; p < n; p++) {
+        scores[p] = expf(scores[p] - max);
+        sum += scores[p];
+    }
+    return sum;
+}
+
+/* out[0..head_dim) += sum over n positions of w[p] * v[p] (values `stride` floats apart) */
+static void attention_values_neon(const float *w, const float *v, int64_t stride, int64_t n, int64_t head_dim,
+                                  float *out) {
+    int64_t i0 = 0;
+    for (; i0 + 32 <= head_dim; i0 += 32) { /* eight independent accumulators */
+        float32x4_t o0 = vld1q_f32(out + i0), o1 = vld1q_f32(out + i0 + 4), o2 = vld1q_f32(out + i0 + 8),
+                    o3 = vld1q_f32(out + i0 + 12), o4 = vld1q_f32(out + i0 + 16), o5 = vld1q_f32(out + i0 + 20),
+                    o6 = vld1q_f32(out + i0 + 24), o7 = vld1q_f32(out + i0 + 28);
+        const float *vp = v + i0;
+        for (int64_t p = 0; p < n; p++, vp += stride) {
+            float x = w[p];
+            o0 = vfmaq_n_f32(o0, vld1q_f32(vp), x);
+            o1 = vfmaq_n_f32(o1, vld1q_f32(vp + 4), x);
+            o2 = vfmaq_n_f32(o2, vld1q_f32(vp + 8), x);
+            o3 = vfmaq_n_f32(o3, vld1q_f32(vp + 12), x);
+            o4 = vfmaq_n_f32(o4, vld1q_f32(vp + 16), x);
+            o5 = vfmaq_n_f32(o5, vld1q_f32(vp + 20), x);
+            o6 = vfmaq_n_f32(o6, vld1q_f32(vp + 24), x);
+            o7 = vfmaq_n_f32(o7, vld1q_f32(vp + 28), x);
+        }
+        vst1q_f32(out + i0, o0);
+        vst1q_f32(out + i0 + 4, o1);
+        vst1q_f32(out + i0 + 8, o2);
+        vst1q_f32(out + i0 + 12, o3);
+        vst1q_f32(out + i0 + 16, o4);
+        vst1q_f32(out + i0 + 20, o5);
+        vst1q_f32(out + i0 + 24, o6);
+        vst1q_f32(out + i0 + 28, o7);
+    }
+    for (; i0 < head_dim; i0 += 8) { /* the rest, 8 lanes at a time (head_dim is a multiple of 8) */
+        float32x4_t o0 = vld1q_f32(out + i0), o1 = vld1q_f32(out + i0 + 4);
+        const float *vp = v + i0;
+        for (int64_t p = 0; p < n; p++, vp += stride) {
+            o0 = vfmaq_n_f32(o0, vld1q_f32(vp), w[p]);
+            o1 = vfmaq_n_f32(o1, vld1q_f32(vp + 4), w[p]);
+        }
+        vst1q_f32(out + i0, o0);
+        vst1q_f32(out + i0 + 4, o1);
+    }
+}
+
+/* The AVX2 attend's method in four lanes (see there): positions in blocks that stay in L1, each
+ * block serving every head, a vector exp for the softmax, values accumulated in registers and
+ * normalized once at the end. */
+enum { ATTENTION_BLOCK = 64 };
+static void attend_neon(const float *q, int64_t heads, const float *k, const float *v, int64_t stride, int64_t count,
+                        int64_t head_dim, float scale, float *scores, float *out) {
+    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
+        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
+        for (int64_t h = 0; h < heads; h++)
+            attention_scores_neon(q + h * head_dim, k + p0 * stride, stride, n, head_dim, scale, scores + h * count + p0);
+    }
+    float inv[256];
+    for (int64_t h = 0; h < heads; h++) {
+        inv[h] = 1.0f / softmax_numerators_neon(scores + h * count, count);
+        for (int64_t i = 0; i < head_dim; i++) out[h * head_dim + i] = 0.0f;
+    }
+    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
+        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
+        for (int64_t h = 0; h < heads; h++)
+            attention_values_neon(scores + h * count + p0, v + p0 * stride, stride, n, head_dim, out + h * head_dim);
+    }
+    for (int64_t h = 0; h < heads; h++)
+        for (int64_t i = 0; i < head_dim; i += 4)
+            vst1q_f32(out + h * head_dim + i, vmulq_n_f32(vld1q_f32(out + h * head_dim + i), inv[h]));
+}
+
 /* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
  * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
 static void quantize_neon(const float *x, int64_t n, int8_t *q, float *scales) {
@@ -151,6 +283,7 @@ const uniecg_kernels uniecg__kernels_neon = {
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
     .f32_dot4 = f32_dot4_neon,
+    .attend = attend_neon,
     .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
 };
@@ -162,6 +295,7 @@ const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
     .f32_dot4 = f32_dot4_neon,
+    .attend = attend_neon,
     .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
 };

@@ -344,6 +344,101 @@ static void variants_against_portable(void) {
     CHECK(uniecg_q8_matvec(UNIECG_KERNELS_PORTABLE, NULL, ROWS, COLS, x, y) == UNIECG_ERR_INVALID_ARGUMENT);
 }
 
+/* ---- grouped attention ---- */
+
+/* kernels.h's definition of `attend` in double precision: out + h * head_dim = softmax(scale *
+ * q . k) @ v, heads sharing k and v. */
+static void attend_reference(const float *q, int heads, const float *k, const float *v, int stride, int count,
+                             int head_dim, float scale, double *out) {
+    double *s = malloc((size_t)count * sizeof(double));
+    for (int h = 0; h < heads; h++) {
+        double max = -INFINITY, sum = 0;
+        for (int p = 0; p < count; p++) {
+            double dot = 0;
+            for (int i = 0; i < head_dim; i++) dot += (double)q[h * head_dim + i] * k[p * stride + i];
+            s[p] = (double)scale * dot;
+            max = fmax(max, s[p]);
+        }
+        for (int p = 0; p < count; p++) sum += s[p] = exp(s[p] - max);
+        for (int i = 0; i < head_dim; i++) {
+            double acc = 0;
+            for (int p = 0; p < count; p++) acc += s[p] * v[p * stride + i];
+            out[h * head_dim + i] = acc / sum;
+        }
+    }
+    free(s);
+}
+
+/* Every variant's `attend` against that reference, over head counts, head sizes (8-lane and
+ * 32/64-lane chunks with and without a rest) and lengths around the 64-position block. Scale
+ * 1/sqrt(head_dim) with q in +-3 gives scores of standard deviation ~1; scale 4 gives scores tens
+ * to hundreds apart (past expf's range for the larger heads unless the maximum is subtracted), a
+ * softmax with one dominant weight. The padding between rows is NaN, so a read past head_dim
+ * shows. */
+static void attend_against_reference(void) {
+    static const int heads_set[] = {1, 3, 8}, dims[] = {8, 16, 64, 72, 128}, counts[] = {1, 7, 64, 65, 200};
+    enum { GUARD = 4 };
+    for (int vi = 0; vi < 4; vi++) {
+        uniecg_kernel_variant variant = all_variants[vi];
+        if (!uniecg_kernel_variant_supported(variant)) continue;
+        const uniecg_kernels *kern = uniecg__kernels_for(variant);
+        if (!kern->attend) continue;
+        test_rng_state = 12345; /* the same inputs for every variant, whatever ran before */
+        double worst[2] = {0, 0}; /* by scale: 1/sqrt(head_dim), 4 */
+        bool guards = true;
+        int cases = 0;
+        for (int c = 0; c < 3 * 5 * 5 * 2; c++) {
+            int heads = heads_set[c / 50], hd = dims[c / 10 % 5], count = counts[c / 2 % 5], peaked = c % 2;
+            int stride = hd + 8;
+            float scale = peaked ? 4.0f : 1.0f / sqrtf((float)hd);
+            /* exact sizes, so the sanitizer build sees any overrun */
+            float *q = malloc((size_t)heads * hd * sizeof(float));
+            float *k = malloc((size_t)count * stride * sizeof(float));
+            float *v = malloc((size_t)count * stride * sizeof(float));
+            float *scores = malloc((size_t)heads * count * sizeof(float));
+            float *out = malloc((size_t)(heads * hd + GUARD) * sizeof(float));
+            double *want = malloc((size_t)heads * hd * sizeof(double));
+            for (int i = 0; i < heads * hd; i++) q[i] = 3.0f * test_uniform();
+            double v_max = 0;
+            for (int p = 0; p < count; p++)
+                for (int i = 0; i < stride; i++) {
+                    k[p * stride + i] = i < hd ? test_uniform() : NAN;
+                    v[p * stride + i] = i < hd ? test_uniform() : NAN;
+                    if (i < hd) v_max = fmax(v_max, fabs(v[p * stride + i]));
+                }
+            for (int i = 0; i < GUARD; i++) out[heads * hd + i] = 1234.5f;
+            kern->attend(q, heads, k, v, stride, count, hd, scale, scores, out);
+            attend_reference(q, heads, k, v, stride, count, hd, scale, want);
+            for (int i = 0; i < heads * hd; i++) {
+                double err = fabs(out[i] - want[i]) / v_max;
+                if (isnan(err)) err = INFINITY;
+                if (err > worst[peaked]) worst[peaked] = err;
+            }
+            for (int i = 0; i < GUARD; i++) guards = guards && out[heads * hd + i] == 1234.5f;
+            cases++;
+            free(q);
+            free(k);
+            free(v);
+            free(scores);
+            free(out);
+            free(want);
+        }
+        /* Scale 1/sqrt(d): float rounding of the dot products and of the sums over up to 200
+         * positions, and the polynomial exp (2e-7), keep the error near 2e-7 of max |v| (avx2 and
+         * neon 1.7e-7); 1e-5 leaves a wide margin yet catches a wrong lane, position or
+         * normalization (errors ~0.1), even tail weights 1e-4 off (4e-5). Scale 4: scores
+         * up to ~400, where a float's ulp is 3e-5, so any float kernel's scores are off by ~1e-5,
+         * and in a near tie of the two largest the output moves by that times |v1 - v2| (3e-6 to
+         * 1.2e-5 seen over seeds): 1e-4. */
+        CHECK_MSG(worst[0] <= 1e-5 && worst[1] <= 1e-4 && guards,
+                  "%s attend: error %.3g (scale 1/sqrt(d)) and %.3g (scale 4) of max |v|, writes past out: %s",
+                  uniecg_kernel_variant_name(variant), worst[0], worst[1], guards ? "none" : "yes");
+        printf("%s: attend within %.2g (scale 1/sqrt(d)) and %.2g (scale 4) of max |v| of a double-precision "
+               "softmax attention, %d shapes\n",
+               uniecg_kernel_variant_name(variant), worst[0], worst[1], cases);
+    }
+}
+
 static void thread_pool(void) {
     uniecg_thread_pool *pool = NULL;
     uniecg_error err = {0};
@@ -495,6 +590,7 @@ int main(void) {
     quantization();
     selection();
     variants_against_portable();
+    attend_against_reference();
     thread_pool();
     sampler();
     return test_summary();
