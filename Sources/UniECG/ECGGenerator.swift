@@ -279,18 +279,24 @@ public final class ECGGenerator: @unchecked Sendable {
         public var measuredRate: Double?
         /// Whether its measurements meet the criteria of the wanted finding; nil without one.
         public var showsWanted: Bool?
+        /// With a wanted finding, the other findings whose criteria it meets too (ids, in
+        /// ECGCriteria's order); nil without a wanted finding or when it could not be measured.
+        public var extraFindings: [String]?
     }
 
     /// Draws `candidates` samples (seeds `options.seed`, `options.seed + 1`, ...) and keeps the
     /// best by the project's own measurements, the check a teacher would make: fewest misses of
     /// the two asks, meeting the simplified criteria (ECGCriteria) of the `wanted` finding (an
     /// id such as "first_degree_av_block" or "normal_sinus_rhythm", e.g. the unified model's
-    /// plan intent) and a measured heart rate within 10 % of the condition's; among equals the rate
-    /// nearest the condition's (relative difference; unmeasurable samples last), then the first. A small generator draws the requested
-    /// rhythm and rate only some of the time; the seeds make the choice reproducible.
-    /// With `stopAtFirstMatch` the draws end at the first sample that meets both asks (later ones
-    /// could only come nearer in rate), which saves most of the time when the generator often
-    /// gets it right. `onStep` gets (step, total) over all candidates, and (total, total) at such
+    /// plan intent) and a measured heart rate within 10 % of the condition's; among equals, with a
+    /// wanted finding, the fewest other findings met as well (a teaching example of sinus
+    /// bradycardia should not also show a first-degree block); then the rate nearest the
+    /// condition's (relative difference; unmeasurable samples last), then the first. A small
+    /// generator draws the requested rhythm and rate only some of the time; the seeds make the
+    /// choice reproducible.
+    /// With `stopAtFirstMatch` the draws end at the first sample that meets both asks and shows
+    /// nothing else (later ones could only come nearer in rate), which saves most of the time
+    /// when the generator often gets it right. `onStep` gets (step, total) over all candidates, and (total, total) at such
     /// an early end.
     public func generateBest(condition: ECGCondition, candidates: Int, options: ECGGenerationOptions = ECGGenerationOptions(),
                              wanted: String? = nil, stopAtFirstMatch: Bool = false,
@@ -301,7 +307,7 @@ public final class ECGGenerator: @unchecked Sendable {
         if let wanted, wanted != "normal_sinus_rhythm", ECGCriteria.names[wanted] == nil {
             throw .invalidArgument("no criteria are known for the finding '\(wanted)'")
         }
-        var best: (record: ECGRecord, summary: ECGGenerationSummary, index: Int, score: (Int, Double))?
+        var best: (record: ECGRecord, summary: ECGGenerationSummary, index: Int, score: (Int, Int, Double))?
         var drawn: [Candidate] = []
         let flag = CancelFlag()   // one for all candidates: a cancellation between two is not lost
         for k in 0..<candidates {
@@ -313,13 +319,15 @@ public final class ECGGenerator: @unchecked Sendable {
             let m = try? Measurements.measure(record)
             let rate = m?.heartRate
             let shows = wanted.map { id in m.flatMap { ECGCriteria.meets(id, $0) } ?? false }
-            drawn.append(Candidate(seed: o.seed, measuredRate: rate, showsWanted: shows))
+            let extras = wanted.flatMap { id in m.flatMap { ECGCriteria.met(by: $0) }?.map(\.id).filter { $0 != id } }
+            drawn.append(Candidate(seed: o.seed, measuredRate: rate, showsWanted: shows, extraFindings: extras))
             // Unmeasurable samples rank last; without a requested rate every measurable one ties.
             let rateError = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity
-            let score = ((shows == false ? 1 : 0) + (rateError <= 0.10 ? 0 : 1), rateError)
+            let misses = (shows == false ? 1 : 0) + (rateError <= 0.10 ? 0 : 1)
+            let score = (misses, wanted == nil ? 0 : extras?.count ?? Int.max, rateError)
             if best == nil || score < best!.score { best = (record, summary, k, score) }
             // No misses implies a measured rate: an unmeasurable sample has an infinite rate error.
-            if stopAtFirstMatch && score.0 == 0 {
+            if stopAtFirstMatch && score.0 == 0 && score.1 == 0 {
                 onStep(candidates * summary.steps, candidates * summary.steps)
                 break
             }

@@ -163,7 +163,7 @@ struct GenerateCommand: ParsableCommand {
             if draws > 1 {
                 let rates = drawn.map { $0.measuredRate.map { String(format: "%.0f", $0) } ?? "-" }.joined(separator: ", ")
                 let shows = wanted == nil ? "" : "; \(drawn.filter { $0.showsWanted == true }.count) of them meet the criteria of what was asked"
-                let stopped = drawn.count < draws ? " (stopped at the first that meets the criteria and the rate)" : ""
+                let stopped = drawn.count < draws ? " (stopped at the first that meets the criteria and the rate and no other finding's)" : ""
                 print("kept sample \(chosen + 1) of \(drawn.count) drawn of up to \(draws)\(stopped), seed \(summary.seed); measured rates \(rates) bpm"
                       + (cond.heartRate.map { String(format: " for %.0f requested", $0) } ?? "") + shows)
             }

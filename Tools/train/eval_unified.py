@@ -195,8 +195,11 @@ def main():
                         rate = gv["rate"]
                         want = {cond} - {"normal_sinus_rhythm"}
                         rhythm_ok = (cond in sig_set) if want else not sig_set
+                        drawn = re.search(r"kept sample \d+ of (\d+) drawn", g.stdout)
                         row.update(generated_rate=rate, rate_ok=rate is not None and abs(rate - hr) <= 0.1 * hr,
-                                   rhythm_ok=rhythm_ok, generated_signature=sorted(sig_set))
+                                   rhythm_ok=rhythm_ok, generated_signature=sorted(sig_set),
+                                   only_asked=rhythm_ok and not (sig_set - {cond}),
+                                   drawn=int(drawn.group(1)) if drawn else 1)
                 rows.append(row)
             done = [x for x in rows if x["condition"] == cond]
             print(f"{cond:24s} named {np.mean([x.get('named', False) for x in done]):.2f}  "
@@ -219,6 +222,9 @@ def main():
         "sentences_left_out": int(sum(x.get("left_out", 0) for x in rows)),
         "rate_within_10pct": share("rate_ok", [x for x in rows if x["asks_rate"]]),
         "rhythm_recognised": share("rhythm_ok", rows),
+        # recognised and meeting no other finding's criteria: a clean teaching example
+        "rhythm_recognised_alone": share("only_asked", rows),
+        "mean_samples_drawn": float(np.mean([x["drawn"] for x in rows if "drawn" in x])) if any("drawn" in x for x in rows) else None,
         "seconds": round(time.time() - t0, 1),
     }
     print(json.dumps(summary, indent=1))
