@@ -5,10 +5,13 @@ token, trained alone on image_data.py's pictures (no language model, so batches 
 prints held-out accuracy against chance (1/17), or with --target rate the held-out correlation
 and mean error of the heart rate read from the picture (a regression: a denser signal than 17
 classes, and the one finding a picture shows at any resolution). Training-side check only;
-nothing is exported.
+nothing is exported, but --save keeps the trained tower and condition head for
+train_unified.py --image-tower (the photo path's pretraining: through the language model alone the
+tower gets too weak a gradient to start learning).
 
     python Tools/train/probe_image_tower.py --data WORK/data2 --images WORK/images [--minutes 12]
            [--target condition|rate] [--patch 16] [--pool mean|max] [--lr 1e-3] [--warmup 0]
+           [--shift 0] [--steps N] [--init TOWER.pt] [--save TOWER.pt]
 
 --pool max matters: every printout has about the same amount of ink, so the mean of the patch
 tokens of a freshly initialised tower is nearly the same for every picture (its spread across
@@ -35,6 +38,7 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--images", required=True)
     ap.add_argument("--minutes", type=float, default=12)
+    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps (if --minutes has not run out first)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
@@ -44,7 +48,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", choices=("condition", "rate"), default="condition")
     ap.add_argument("--patch", type=int, default=T.IMAGE["patch_size"], help="patch size (divides the image size)")
+    ap.add_argument("--shift", type=int, default=0,
+                    help="augmentation: move each training picture by up to this many pixels (edges repeated)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="continue from a tower and head written by --save (the optimiser starts afresh)")
+    ap.add_argument("--save", help="write the tower and head here (condition target, patch size of the photo path)")
     args = ap.parse_args()
+    if args.save and (args.target != "condition" or args.patch != T.IMAGE["patch_size"]):
+        raise SystemExit("--save keeps a tower for train_unified.py: --target condition with its patch size only")
     torch.set_num_threads(args.threads)
     data = T.load_data(args.data)
     images = T.load_images(args.images, data)
@@ -55,13 +66,31 @@ def main():
         labels = (rate - mean) / std
     else:
         labels = data["condition"][:len(images)].astype(np.int64)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     config = dict(T.IMAGE, patch_size=args.patch)
     tower = T.image_fixtures.CLIPVisionModel(T.image_fixtures.clip_config(config))
     head = torch.nn.Linear(T.IMAGE["width"], 1 if args.target == "rate" else len(CONDITIONS))
+    if args.init:
+        saved = torch.load(args.init, weights_only=False)
+        if saved.get("pool") != args.pool:
+            raise SystemExit(f"{args.init} was trained with --pool {saved.get('pool')}")
+        tower.load_state_dict(saved["image_tower"])
+        head.load_state_dict(saved["tower_head"])
+    steps_before = saved["steps"] if args.init else 0
     params = list(tower.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
+
+    def shifted(views):
+        """Each picture moved by a random offset of up to --shift pixels: 2,200 records are few
+        enough for the tower to start memorising them."""
+        if not args.shift:
+            return views
+        k = args.shift
+        padded = np.pad(views, ((0, 0), (k, k), (k, k), (0, 0)), mode="edge")
+        dy, dx = rng.integers(0, 2 * k + 1, size=(2, len(views)))
+        size = views.shape[1]
+        return np.stack([padded[i, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(len(views))])
 
     def logits(views):
         tokens = T.tower_features(tower, T.pixel_values(views))
@@ -92,9 +121,9 @@ def main():
 
     t0, step, window = time.time(), 0, []
     print(f"{n_train} training / {args.held_out} held-out records x {images.shape[1]} pictures; chance {1 / len(CONDITIONS):.3f}")
-    while time.time() - t0 < args.minutes * 60:
+    while time.time() - t0 < args.minutes * 60 and (args.steps is None or step < args.steps):
         pick = rng.choice(n_train, args.batch)
-        views = images[pick, rng.integers(images.shape[1], size=args.batch)]
+        views = shifted(images[pick, rng.integers(images.shape[1], size=args.batch)])
         loss = loss_of(logits(views), pick)
         opt.zero_grad()
         loss.backward()
@@ -110,6 +139,10 @@ def main():
         if step % 100 == 0:
             print(f"  held-out {evaluate()}", flush=True)
     print(f"final: {step} steps, held-out {evaluate()} (chance accuracy {1 / len(CONDITIONS):.3f})")
+    if args.save:
+        torch.save({"image_tower": tower.state_dict(), "tower_head": head.state_dict(), "steps": steps_before + step,
+                    "pool": args.pool, "held_out": args.held_out}, args.save)
+        print(f"saved the tower and its head to {args.save}")
 
 
 if __name__ == "__main__":

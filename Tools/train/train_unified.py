@@ -10,6 +10,8 @@ Synthetic data only; the result is a teaching demonstration.
     python Tools/train/train_unified.py --data WORK/data2 --run WORK/run2 --export WORK/export2
 
     python Tools/train/train_unified.py ... --images WORK/images     # also the photo path (below)
+    python Tools/train/train_unified.py ... --images WORK/images --image-tower TOWER.pt   # its tower pretrained
+           (probe_image_tower.py --pool max --save TOWER.pt); --init-from OTHER_RUN starts from another run's weights
 
 Prompts (the Swift runtime builds the same strings from the model file's prompt.* keys):
   explain   <|user|>\\n<ecg>\\n{evidence}\\n{question}<|end|>\\n<|assistant|>\\n  ->  {explanation}<|end|>
@@ -32,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -374,9 +377,17 @@ def main():
     ap.add_argument("--photo-batch", type=int, default=6)
     ap.add_argument("--tower-batch", type=int, default=16,
                     help="photos per step for the image tower's auxiliary condition classifier")
+    ap.add_argument("--init-from", metavar="RUN",
+                    help="a new run starts from another run's weights and tokenizer (fresh optimiser and schedule)")
+    ap.add_argument("--image-tower", metavar="TOWER_PT",
+                    help="a new run takes its image tower and condition head from probe_image_tower.py --save")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
+    fresh = not os.path.exists(os.path.join(args.run, "unified.pt"))
+    if args.init_from and fresh:
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copyfile(os.path.join(args.init_from, name), os.path.join(args.run, name))
     data = load_data(args.data)
     n = len(data["ids"])
     train_idx = np.arange(n - args.held_out)
@@ -390,14 +401,27 @@ def main():
     torch.manual_seed(args.seed)
     model = Unified()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    # Training only, not exported: a linear condition classifier on the image tower's mean patch
-    # token. Through the language model alone the tower learned nothing in 800 steps (every
-    # photo got the same impression); a direct label per photo gives it a gradient of its own.
+    # Training only, not exported: a linear condition classifier on the image tower's patch
+    # tokens (their maximum). Through the language model alone the tower learned nothing in 800
+    # steps (every photo got the same impression); a direct label per photo gives it a gradient
+    # of its own.
     tower_head = torch.nn.Linear(IMAGE["width"], len(CONDITIONS))
     tower_opt = torch.optim.AdamW(tower_head.parameters(), lr=args.lr, weight_decay=0.01)
     ckpt = os.path.join(args.run, "unified.pt")
     state = {"step": 0, "minutes": 0.0, "history": []}
     rng = np.random.default_rng([args.seed, 77])
+    if fresh and args.init_from:
+        model.load_state_dict(torch.load(os.path.join(args.init_from, "unified.pt"), weights_only=False)["model"])
+        state["init_from"] = args.init_from
+        print(f"weights from {args.init_from}")
+    if fresh and args.image_tower:
+        t = torch.load(args.image_tower, weights_only=False)
+        if t.get("pool") != "max":
+            raise SystemExit(f"{args.image_tower}: a tower trained with {t.get('pool')} pooling; this head pools with the max")
+        model.image_tower.load_state_dict(t["image_tower"])
+        tower_head.load_state_dict(t["tower_head"])
+        state["image_tower"] = args.image_tower
+        print(f"image tower and its head from {args.image_tower} ({t['steps']} steps)")
     if os.path.exists(ckpt):
         c = torch.load(ckpt, weights_only=False)
         model.load_state_dict(c["model"])
