@@ -158,29 +158,35 @@ import Testing
         options.seed = best.summary.seed
         let single = try unified.generator.generateWithSummary(condition: condition, options: options)
         #expect(single.record.signals == best.record.signals)
-        // With a wanted finding, the fewest misses of (its criteria, rate within 10 %) come first.
+        // With a wanted finding, the fewest misses of (its criteria, rate within 10 %) come first,
+        // then the fewest other findings met, then the rate.
         options.seed = 11
         let wanted = try unified.generator.generateBest(condition: condition, candidates: 3, options: options,
                                                         wanted: "sinus_tachycardia")
         let misses = { (c: ECGGenerator.Candidate) in (c.showsWanted == true ? 0 : 1) + (error(c) <= 0.10 * requested ? 0 : 1) }
-        let fewest = wanted.candidates.map(misses).min()!
-        #expect(misses(wanted.candidates[wanted.chosen]) == fewest)
-        #expect(error(wanted.candidates[wanted.chosen]) == wanted.candidates.filter { misses($0) == fewest }.map(error).min()!)
+        let rank = { (c: ECGGenerator.Candidate) in 10 * misses(c) + (c.extraFindings?.count ?? 9) }
+        let fewest = wanted.candidates.map(rank).min()!
+        #expect(rank(wanted.candidates[wanted.chosen]) == fewest)
+        #expect(error(wanted.candidates[wanted.chosen]) == wanted.candidates.filter { rank($0) == fewest }.map(error).min()!)
         for (c, record) in zip(wanted.candidates, try (0..<3).map { k -> ECGRecord in
             var o = options
             o.seed = 11 + UInt64(k)
             return try unified.generator.generateWithSummary(condition: condition, options: o).record
         }) {
-            #expect(c.showsWanted == (ECGCriteria.meets("sinus_tachycardia", try Measurements.measure(record)) ?? false))
+            let m = try Measurements.measure(record)
+            #expect(c.showsWanted == (ECGCriteria.meets("sinus_tachycardia", m) ?? false))
+            #expect(c.extraFindings == ECGCriteria.met(by: m)?.map(\.id).filter { $0 != "sinus_tachycardia" })
         }
-        // Stopping at the first sample that meets both asks draws a prefix of the same seeds and
-        // keeps that sample; without one it draws them all and keeps the same as before.
+        #expect(best.candidates.allSatisfy { $0.extraFindings == nil })
+        // Stopping at the first sample that meets both asks and shows nothing else draws a prefix
+        // of the same seeds and keeps that sample; without one it draws them all and keeps the
+        // same as before.
         var earlySteps: [(Int, Int)] = []
         let early = try unified.generator.generateBest(condition: condition, candidates: 3, options: options,
                                                        wanted: "sinus_tachycardia", stopAtFirstMatch: true) { earlySteps.append(($0, $1)) }
         let prefix = Array(wanted.candidates.prefix(early.candidates.count))
         #expect(early.candidates.map(\.seed) == prefix.map(\.seed) && early.candidates.map(\.measuredRate) == prefix.map(\.measuredRate))
-        if let first = wanted.candidates.firstIndex(where: { misses($0) == 0 }) {
+        if let first = wanted.candidates.firstIndex(where: { rank($0) == 0 }) {
             #expect(early.candidates.count == first + 1 && early.chosen == first)
         } else {
             #expect(early.candidates.count == 3 && early.chosen == wanted.chosen)
