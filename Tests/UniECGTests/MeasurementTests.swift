@@ -94,6 +94,26 @@ import Testing
         #expect(abs(m.st[.I]!) <= 0.05)
     }
 
+    @Test("the T-wave window ends 0.8 RR after the R peak, and is empty, not inverted, when the QRS ends later")
+    func tWaveWindow() {
+        // 500 Hz, R peak at 225 of a 550-sample median beat, RR 400 ms: the window ends at 225 + 160.
+        #expect(Measurements.tWaveWindow(qrsOffset: 260, rPeak: 225, beatLength: 550, rrSamples: 200, rate: 500) == 290..<385)
+        #expect(Measurements.tWaveWindow(qrsOffset: 340, rPeak: 225, beatLength: 550, rrSamples: 200, rate: 500) == 370..<385)
+        #expect(Measurements.tWaveWindow(qrsOffset: 400, rPeak: 225, beatLength: 550, rrSamples: 200, rate: 500).isEmpty)
+        // Slow rhythms: the beat's end bounds it.
+        #expect(Measurements.tWaveWindow(qrsOffset: 260, rPeak: 225, beatLength: 550, rrSamples: 1000, rate: 500) == 290..<549)
+    }
+
+    @Test("a generated near-flat sample whose QRS offset lies past the T window is measured without a QT, not a crash")
+    func lateQRSOffset() throws {
+        // Drawn by a bundled-model candidate for a low-voltage objective (seed 19); measuring it
+        // stopped `uniecg generate` with "Range requires lowerBound <= upperBound".
+        let path = Fixtures.repository.appendingPathComponent("Tests/Fixtures/generated/low-voltage-late-qrs.hea").path
+        let m = try Measurements.measure(try RecordFile.read(path, sampleRate: nil).record)
+        #expect(m.heartRate != nil && (m.qrs ?? 0) > 500)
+        #expect(m.qt == nil && m.qtcBazett == nil)
+    }
+
     @Test("bad input: too short, too slow, flat")
     func badInput() throws {
         let short = try ECGRecord(leads: [.II], signals: [[Float](repeating: 0.1, count: 500)], sampleRate: 500)

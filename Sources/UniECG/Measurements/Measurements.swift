@@ -201,7 +201,7 @@ extension Measurements {
         // irregular rhythm (flutter with variable conduction) the median beat already holds the
         // next QRS where most beats have it, and a mean-RR window reached into it (no T end found).
         let rrSamples = Int(Filters.median(rr) / 1000 * rate)
-        let tWindow = (offset + Int(0.06 * rate))..<min(pre + post - 1, pre + max(Int(0.2 * rate), Int(Double(rrSamples) * 0.8)))
+        let tWindow = tWaveWindow(qrsOffset: offset, rPeak: pre, beatLength: pre + post, rrSamples: rrSamples, rate: rate)
         var tEndSample: Double? = nil
         if !tWindow.isEmpty {
             let candidates = [Lead.II, .V2, .V3, .V5].compactMap { record.leads.firstIndex(of: $0) }
@@ -374,6 +374,16 @@ extension Measurements {
                                            beats: windowBeats, method: "net area of the last 40 ms of the median QRS"))
         }
         return result
+    }
+
+    /// Where the T wave is searched in the median beat: from 60 ms after the QRS offset to 0.8 of
+    /// the median RR after the R peak (at least 200 ms), inside the beat. Empty when the QRS
+    /// offset lies too late for that (a generated low-voltage sample whose spatial velocity stayed
+    /// high long after the R peak made this range's bounds cross and stopped the program).
+    static func tWaveWindow(qrsOffset: Int, rPeak: Int, beatLength: Int, rrSamples: Int, rate: Double) -> Range<Int> {
+        let start = qrsOffset + Int(0.06 * rate)
+        let end = min(beatLength - 1, rPeak + max(Int(0.2 * rate), Int(Double(rrSamples) * 0.8)))
+        return start..<max(start, end)
     }
 
     /// T end on a lead's smoothed median beat (step 7 of `measure`): after the T wave's steepest
