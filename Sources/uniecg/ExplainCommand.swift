@@ -18,7 +18,7 @@ struct ExplainCommand: ParsableCommand {
             \(UniECGVersion.notice)
 
             A photo on its own: with --image and no record, a model trained to read photos \
-            (prompt.photo_template; the bundled one is not yet) explains the picture of the printout. \
+            (prompt.photo_template, as the bundled one) explains the picture of the printout. \
             Nothing is measured from a photo, so that text names what the model reads in words \
             and a sentence stating a number is left out; load the recording to measure it.
 
@@ -26,7 +26,7 @@ struct ExplainCommand: ParsableCommand {
               uniecg explain Models/examples/atrial_fibrillation.hea
               uniecg explain record.csv --question "Is the rhythm regular?"
               uniecg explain record.hea --json
-              uniecg explain --image photo.jpg --model photo-model.uecg
+              uniecg explain --image Models/examples/rbbb.jpg
             """
     )
 

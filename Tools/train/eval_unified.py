@@ -131,6 +131,7 @@ def main():
     ap.add_argument("--candidates", type=int, default=None,
                     help="samples per objective (default: uniecg generate's, up to 16: best by the measured criteria and rate)")
     ap.add_argument("--photos", action="store_true", help="score the photo path instead (module docstring)")
+    ap.add_argument("--conditions", nargs="+", choices=CONDITIONS, help="only these conditions (explain and generate)")
     ap.add_argument("--json")
     ap.add_argument("--show", type=int, default=3, help="print this many explanations")
     args = ap.parse_args()
@@ -141,6 +142,8 @@ def main():
     shown = 0
     with tempfile.TemporaryDirectory() as tmp:
         for ci, cond in enumerate(CONDITIONS):
+            if args.conditions and cond not in args.conditions:
+                continue
             for k in range(args.per_condition):
                 i = ci + len(CONDITIONS) * k          # corpus record i has condition i % 17
                 sig, meta = corpus.make_record(args.seed, i, 2, 0)
