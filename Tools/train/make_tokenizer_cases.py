@@ -7,8 +7,8 @@ reference), for the Swift test that checks the converted model file tokenizes th
 
 One JSON object per line: text, ids (encode without added BOS/EOS; special tokens in the text
 parsed, as the prompt templates are). Strings: evidence blocks, explanations and objectives of
-held-out records (the last shard), the prompt templates filled in, generation answers, and
-edge cases (empty, digits, whitespace, non-ASCII)."""
+held-out records (the last shard), the prompt templates filled in (the photo one too), generation answers,
+photo explanations, and edge cases (empty, digits, whitespace, non-ASCII)."""
 import argparse
 import json
 import os
@@ -18,7 +18,9 @@ import numpy as np
 from tokenizers import Tokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_unified import EXPLAIN, GENERATE, QUESTIONS, generation_answer  # noqa: E402
+import explain_text  # noqa: E402
+from ecgsim import CONDITIONS  # noqa: E402
+from train_unified import EXPLAIN, GENERATE, PHOTO, PHOTO_QUESTIONS, QUESTIONS, generation_answer  # noqa: E402
 
 
 def main():
@@ -37,6 +39,10 @@ def main():
         texts.append(EXPLAIN.format(evidence=d["evidence"][i], question=QUESTIONS[i % len(QUESTIONS)]))
         texts.append(GENERATE.format(objective=d["objectives"][i][1]))
         texts.append(generation_answer(d["scalars"][i]))
+    rng = np.random.default_rng(0)
+    for c in CONDITIONS:
+        texts.append(explain_text.photo_explanation(rng, c))
+    texts += [PHOTO.format(question=q) for q in PHOTO_QUESTIONS]
     texts += ["", " ", "0", "007", "12.5 mV", "-30 degrees", "+0.25", "QTc 470", "A-fib at 150/min",
               "naïve façade – 10 µV ± 5 %", "心电图", "tab\tand\nnewline", "   leading spaces", "<ecg><ecg>",
               "<|user|><|end|>", "ecg_gen", "<ecg_gen_3>rate 48 bpm"]
