@@ -318,8 +318,9 @@ public final class ECGGenerator: @unchecked Sendable {
             }
             let m = try? Measurements.measure(record)
             let rate = m?.heartRate
-            let shows = wanted.map { id in m.flatMap { ECGCriteria.meets(id, $0) } ?? false }
-            let extras = wanted.flatMap { id in m.flatMap { ECGCriteria.met(by: $0) }?.map(\.id).filter { $0 != id } }
+            let met = m.flatMap { ECGCriteria.met(by: $0) }
+            let shows = wanted.map { id in met.map { ECGCriteria.meets(id, in: $0) } ?? false }
+            let extras = wanted.flatMap { id in met?.map(\.id).filter { $0 != id } }
             drawn.append(Candidate(seed: o.seed, measuredRate: rate, showsWanted: shows, extraFindings: extras))
             // Unmeasurable samples rank last; without a requested rate every measurable one ties.
             let rateError = rate.map { r in condition.heartRate.map { abs(r - $0) / $0 } ?? 0 } ?? .infinity

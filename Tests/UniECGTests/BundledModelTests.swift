@@ -15,15 +15,21 @@ import Testing
         ("rbbb", "right bundle branch block"), ("first_degree_av_block", "first-degree AV block"),
     ]
 
+    /// Runs the tool with arguments that ask for --json, expects it to succeed, and returns the
+    /// JSON object it printed.
+    static func runJSON(_ tool: URL, _ arguments: [String]) throws -> [String: Any] {
+        let result = try Fixtures.run(tool, arguments)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
     @Test("uniecg explain names each example's finding, states only its own measurements, and ends with the notice",
           arguments: cases)
     func explain(example: (String, String)) throws {
         let (name, finding) = example
         let tool = try Fixtures.executable("uniecg")
         let record = Self.examples.appendingPathComponent("\(name).hea").path
-        let result = try Fixtures.run(tool, ["explain", record, "--model", Self.model, "--json"])
-        #expect(result.status == 0, "stderr: \(result.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let object = try Self.runJSON(tool, ["explain", record, "--model", Self.model, "--json"])
         let text = try #require(object["explanation"] as? String)
         let modelText = try #require(object["model_text"] as? String)
         let evidence = try #require(object["evidence"] as? String)
@@ -94,9 +100,7 @@ import Testing
         let (name, _) = example
         let tool = try Fixtures.executable("uniecg")
         let photo = Self.examples.appendingPathComponent("\(name).jpg").path
-        let result = try Fixtures.run(tool, ["explain", "--image", photo, "--model", Self.model, "--json"])
-        #expect(result.status == 0, "stderr: \(result.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let object = try Self.runJSON(tool, ["explain", "--image", photo, "--model", Self.model, "--json"])
         let text = try #require(object["explanation"] as? String)
         print("explain photo \(name): \(text) [impression: \(object["impression"] ?? "none")]")
         #expect(object["measured"] as? Bool == false)
@@ -120,9 +124,7 @@ import Testing
     func measureCriteria() throws {
         let tool = try Fixtures.executable("uniecg")
         let record = Self.examples.appendingPathComponent("rbbb.hea").path
-        let result = try Fixtures.run(tool, ["measure", record, "--json"])
-        #expect(result.status == 0, "stderr: \(result.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let object = try Self.runJSON(tool, ["measure", record, "--json"])
         #expect(object["criteria"] as? [String] == ["rbbb"], "\(object["criteria"] ?? "none")")
         let text = try Fixtures.run(tool, ["measure", record])
         #expect(text.stdout.contains("criteria met (simplified textbook rules): right bundle branch block"), "\(text.stdout)")

@@ -91,8 +91,12 @@ public enum ECGCriteria {
     /// Whether the measurements meet the criteria of `id` (a normal sinus rhythm: none met);
     /// nil when nothing can be said.
     public static func meets(_ id: String, _ m: Measurements) -> Bool? {
-        guard let met = met(by: m) else { return nil }
-        return id == "normal_sinus_rhythm" ? met.isEmpty : met.contains { $0.id == id }
+        met(by: m).map { meets(id, in: $0) }
+    }
+
+    /// Whether findings already found met (`met(by:)`) include `id` (a normal sinus rhythm: none).
+    public static func meets(_ id: String, in met: [Met]) -> Bool {
+        id == "normal_sinus_rhythm" ? met.isEmpty : met.contains { $0.id == id }
     }
 
     /// The findings met, in a fixed order; empty for a normal sinus rhythm; nil when the rate or
