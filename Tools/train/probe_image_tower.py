@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--patch", type=int, default=T.IMAGE["patch_size"], help="patch size (divides the image size)")
     ap.add_argument("--shift", type=int, default=0,
                     help="augmentation: move each training picture by up to this many pixels (edges repeated)")
+    ap.add_argument("--eval-every", type=int, default=100, help="held-out evaluation every N steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="continue from a tower and head written by --save (the optimiser starts afresh)")
     ap.add_argument("--save", help="write the tower and head here (condition target, patch size of the photo path)")
@@ -136,7 +137,7 @@ def main():
         if step % 25 == 0:
             print(f"step {step} loss {np.mean(window):.3f} [{(time.time() - t0) / 60:.1f} min]", flush=True)
             window = []
-        if step % 100 == 0:
+        if step % args.eval_every == 0:
             print(f"  held-out {evaluate()}", flush=True)
     print(f"final: {step} steps, held-out {evaluate()} (chance accuracy {1 / len(CONDITIONS):.3f})")
     if args.save:
