@@ -7,8 +7,8 @@
 #
 # Stage 1 makes its data on both cores first; stage 2 starts when that data is complete (it
 # re-simulates the same records). Every step resumes: run the command again after an
-# interruption. WORKDIR/timeline.txt gets the wall-clock time of every phase, the logs go to
-# WORKDIR/stage1.log and WORKDIR/stage2.log. Budgets: stage1.sh and stage2.sh (their
+# interruption. WORKDIR/timeline.txt gets the wall-clock time of every phase, the logs are
+# appended to WORKDIR/stage1.log and WORKDIR/stage2.log. Budgets: stage1.sh and stage2.sh (their
 # environment variables pass through).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +21,7 @@ echo "$(date -u +%T) start" >> "$TIMELINE"
 
 (cd "$here/../.." && swift build -c release --product uniecg >/dev/null)   # stage 2 measures with it
 
-EVAL_N=0 "$here/stage1.sh" "$work/stage1" > "$work/stage1.log" 2>&1 &
+EVAL_N=0 "$here/stage1.sh" "$work/stage1" >> "$work/stage1.log" 2>&1 &
 stage1=$!
 until [ -f "$work/stage1/data/manifest.json" ]; do
     if ! kill -0 "$stage1" 2>/dev/null; then
@@ -31,7 +31,7 @@ until [ -f "$work/stage1/data/manifest.json" ]; do
     fi
     sleep 5
 done
-if ! "$here/stage2.sh" "$work/stage1" "$work/stage2" > "$work/stage2.log" 2>&1; then
+if ! "$here/stage2.sh" "$work/stage1" "$work/stage2" >> "$work/stage2.log" 2>&1; then
     echo "stage 2 failed: $work/stage2.log (stage 1 goes on: $work/stage1.log)" >&2
     wait "$stage1" || true
     exit 1
