@@ -392,6 +392,9 @@ def main():
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
     fresh = not os.path.exists(os.path.join(args.run, "unified.pt"))
+    if args.freeze_tower and fresh and not (args.image_tower or args.init_from):
+        raise SystemExit("--freeze-tower keeps the image tower as it starts: give a pretrained one with "
+                         "--image-tower TOWER.pt (or --init-from RUN); a fresh tower would stay random")
     if args.init_from and fresh:
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copyfile(os.path.join(args.init_from, name), os.path.join(args.run, name))
