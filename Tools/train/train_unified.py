@@ -187,79 +187,113 @@ def tower_features(tower, pixels):
     return hidden[:, 1:] if IMAGE["feature"] == "patch" else hidden
 
 
-def lengths_mask(ids_list, n):
-    return torch.tensor([[1] * k + [0] * (n - k) for k in ids_list])
+def pack_rows(lengths, capacity):
+    """First-fit decreasing: lists of sequence indices whose lengths add up to at most capacity."""
+    rows, room = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r in range(len(rows)):
+            if room[r] >= lengths[i]:
+                rows[r].append(i)
+                room[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            room.append(capacity - lengths[i])
+    return rows
 
 
-def spliced_ce(lm, tok, prompts, answers, placeholder_id, n_tokens, make_tokens):
-    """Cross-entropy on the answers of prompts whose one placeholder token is expanded to
-    n_tokens rows that take the encoder's projected tokens (make_tokens() -> (B, n_tokens, dim))."""
-    embed = lm.get_input_embeddings()
-    seqs, masks = [], []
-    for p, a in zip(prompts, answers):
-        pi = tok.encode(p).ids
-        at = pi.index(placeholder_id)
-        pi = pi[:at] + [placeholder_id] * n_tokens + pi[at + 1:]
-        ai = tok.encode(a).ids
-        seqs.append((pi + ai)[:LM["context"]])
-        masks.append(([0] * len(pi) + [1] * len(ai))[:LM["context"]])
-    n = max(len(s) for s in seqs)
-    ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
-    lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
-    att = lengths_mask([len(s) for s in seqs], n)
-    x = embed(ids)
-    proj = make_tokens()
-    place = (ids == placeholder_id)
-    x = x.masked_scatter(place[..., None], proj.reshape(-1, proj.shape[-1]).to(x.dtype))
-    out = lm(inputs_embeds=x, attention_mask=att)
-    logits = out.logits[:, :-1]
-    m = lossmask[:, 1:].float()
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
-    return (ce * m.reshape(-1)).sum() / m.sum()
+class Packed:
+    """Training sequences packed side by side into rows of at most the context, each attending
+    only to itself (block-diagonal causal mask, positions restarting at 0). Padding every sequence
+    to the longest of its batch spent a quarter of the step on pad tokens (explain prompts vary
+    from ~200 to ~320 tokens, generate prompts are ~45); packed, the same losses (within float
+    rounding) cost a fifth less time (README, "Training speed")."""
+
+    def __init__(self, seqs, capacity):
+        self.seqs = seqs
+        rows = pack_rows([len(q) for q in seqs], capacity)
+        width = max(sum(len(seqs[i]) for i in r) for r in rows)
+        self.ids = torch.zeros(len(rows), width, dtype=torch.long)
+        self.pos = torch.zeros(len(rows), width, dtype=torch.long)
+        segment = torch.full((len(rows), width), -1, dtype=torch.long)   # padding: segment -1
+        self.where = [None] * len(seqs)                                 # (row, first column)
+        for r, members in enumerate(rows):
+            at = 0
+            for i in members:
+                n = len(seqs[i])
+                self.ids[r, at:at + n] = torch.tensor(seqs[i])
+                self.pos[r, at:at + n] = torch.arange(n)
+                segment[r, at:at + n] = i
+                self.where[i] = (r, at)
+                at += n
+        causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+        self.mask = (causal & (segment[:, :, None] == segment[:, None, :]))[:, None]
+
+    def index(self, picks):
+        """Rows and columns of [(sequence, offset in it), ...], for index_put and gathers."""
+        rc = [(self.where[i][0], self.where[i][1] + o) for i, o in picks]
+        return torch.tensor([r for r, _ in rc]), torch.tensor([c for _, c in rc])
 
 
 def forward_loss(model, tok, batch, ecg_id, gen_ids):
-    """Returns (loss, parts) for one batch: explain sequences and generate sequences."""
+    """Returns (loss, parts) for one batch: explain, photo and generate sequences, packed into
+    shared rows; each kind's cross-entropy is the mean over its own answer tokens."""
     lm = model.lm
-    parts = {}
-    total = 0.0
-    if batch["explain"]:
-        prompts, answers, sigs = zip(*batch["explain"])
-        tokens = lambda: model.projector(model.tower(torch.from_numpy(np.stack(sigs).astype(np.float32))))
-        parts["explain_ce"] = spliced_ce(lm, tok, prompts, answers, ecg_id, TOKENS, tokens)
-        total = total + parts["explain_ce"]
-    if batch.get("photo"):
-        prompts, answers, images = zip(*batch["photo"])
-        if torch.is_tensor(images[0]):   # the frozen tower's patch tokens, computed once (--freeze-tower)
-            tokens = lambda: model.image_projector(torch.stack(images))
+    seqs, answer, kind = [], [], []            # token ids; 1 where the loss counts; kind per sequence
+    splices = {"explain": [], "photo": []}     # (sequence, first placeholder, n) in the encoder's order
+    encoder_out = {}
+    for name, placeholder, n_tokens in (("explain", ecg_id, TOKENS), ("photo", tok.token_to_id("<image>"), IMAGE_TOKENS)):
+        if not batch.get(name):
+            continue
+        prompts, answers, inputs = zip(*batch[name])
+        for p, a in zip(prompts, answers):
+            pi = tok.encode(p).ids
+            at = pi.index(placeholder)
+            pi = pi[:at] + [placeholder] * n_tokens + pi[at + 1:]
+            ai = tok.encode(a).ids
+            splices[name].append((len(seqs), at, n_tokens))
+            seqs.append((pi + ai)[:LM["context"]])
+            answer.append(([0] * len(pi) + [1] * len(ai))[:LM["context"]])
+            kind.append(name)
+        if name == "explain":
+            encoder_out[name] = model.projector(model.tower(torch.from_numpy(np.stack(inputs).astype(np.float32))))
+        elif torch.is_tensor(inputs[0]):   # the frozen tower's patch tokens, computed once (--freeze-tower)
+            encoder_out[name] = model.image_projector(torch.stack(inputs))
         else:
-            tokens = lambda: model.image_tokens(pixel_values(np.stack(images)))
-        parts["photo_ce"] = spliced_ce(lm, tok, prompts, answers, tok.token_to_id("<image>"), IMAGE_TOKENS, tokens)
-        total = total + parts["photo_ce"]
+            encoder_out[name] = model.image_tokens(pixel_values(np.stack(inputs)))
+    generate = []
     if batch["generate"]:
         prompts, answers, targets = zip(*batch["generate"])
-        seqs, masks = [], []
         for p, a in zip(prompts, answers):
             pi, ai = tok.encode(p).ids, tok.encode(a).ids
+            generate.append(len(seqs))
             seqs.append(pi + ai)
-            masks.append([0] * len(pi) + [1] * len(ai))
-        n = max(len(s) for s in seqs)
-        ids = torch.tensor([s + [0] * (n - len(s)) for s in seqs])
-        lossmask = torch.tensor([m + [0] * (n - len(m)) for m in masks])
-        att = lengths_mask([len(s) for s in seqs], n)
-        out = lm(input_ids=ids, attention_mask=att, output_hidden_states=True)
-        logits = out.logits[:, :-1]
-        m = lossmask[:, 1:].float()
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
-        parts["generate_ce"] = (ce * m.reshape(-1)).sum() / m.sum()
-        last = out.hidden_states[-1]                                     # after the final norm
-        h = torch.stack([last[b][torch.isin(ids[b], gen_ids)] for b in range(len(seqs))])  # (B, K, dim)
+            answer.append([0] * len(pi) + [1] * len(ai))
+            kind.append("generate")
+    packed = Packed(seqs, LM["context"])
+    x = lm.get_input_embeddings()(packed.ids)
+    for name, spl in splices.items():
+        if spl:
+            rows, cols = packed.index([(i, at + j) for i, at, n in spl for j in range(n)])
+            x = x.index_put((rows, cols), encoder_out[name].reshape(-1, x.shape[-1]).to(x.dtype))
+    last = lm.model(inputs_embeds=x, attention_mask=packed.mask, position_ids=packed.pos).last_hidden_state
+    # a token's loss is the prediction of the next token of the same sequence; logits only there
+    picks = [(i, j) for i in range(len(seqs)) for j in range(len(seqs[i]) - 1) if answer[i][j + 1]]
+    rows, cols = packed.index(picks)
+    ce = F.cross_entropy(lm.lm_head(last[rows, cols]), packed.ids[rows, cols + 1], reduction="none")
+    of_kind = np.array([kind[i] for i, _ in picks])
+    parts = {f"{k}_ce": ce[torch.from_numpy(of_kind == k)].mean() for k in ("explain", "photo", "generate") if k in kind}
+    total = sum(parts.values())
+    if generate:
+        gen = set(gen_ids.tolist())
+        spots = [(i, j) for i in generate for j, t in enumerate(seqs[i]) if t in gen]
+        rows, cols = packed.index(spots)
+        h = last[rows, cols].reshape(len(generate), K, -1)                    # after the final norm
         pred = model.aligner(h)
         tgt = torch.from_numpy(np.stack(targets)).float()
         cos = F.cosine_similarity(pred, tgt, dim=-1)
         parts["align_cos"] = cos.mean()
-        align = (1 - cos).mean() + ((pred - tgt) ** 2).sum(-1).mean()
-        total = total + parts["generate_ce"] + 2.0 * align
+        total = total + 2.0 * ((1 - cos).mean() + ((pred - tgt) ** 2).sum(-1).mean())
     return total, parts
 
 
