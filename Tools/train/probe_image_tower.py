@@ -50,6 +50,10 @@ def main():
     ap.add_argument("--patch", type=int, default=T.IMAGE["patch_size"], help="patch size (divides the image size)")
     ap.add_argument("--shift", type=int, default=0,
                     help="augmentation: move each training picture by up to this many pixels (edges repeated)")
+    ap.add_argument("--rate-weight", type=float, default=0.0,
+                    help="condition target: also regress the standardised heart rate from the same pooled "
+                         "tokens (its own linear head, this weight on its MSE); the rate alone is learned "
+                         "in ~500 steps, the conditions after a plateau of ~1,300")
     ap.add_argument("--eval-every", type=int, default=100, help="held-out evaluation every N steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="continue from a tower and head written by --save (the optimiser starts afresh)")
@@ -61,10 +65,11 @@ def main():
     data = T.load_data(args.data)
     images = T.load_images(args.images, data)
     n_train = len(images) - args.held_out
+    rate = data["scalars"][:len(images), 2].astype(np.float32)
+    mean, std = rate[:n_train].mean(), rate[:n_train].std()
+    rate = (rate - mean) / std
     if args.target == "rate":
-        rate = data["scalars"][:len(images), 2].astype(np.float32)
-        mean, std = rate[:n_train].mean(), rate[:n_train].std()
-        labels = (rate - mean) / std
+        labels = rate
     else:
         labels = data["condition"][:len(images)].astype(np.int64)
     torch.manual_seed(args.seed)
@@ -78,7 +83,8 @@ def main():
         tower.load_state_dict(saved["image_tower"])
         head.load_state_dict(saved["tower_head"])
     steps_before = saved["steps"] if args.init else 0
-    params = list(tower.parameters()) + list(head.parameters())
+    rate_head = torch.nn.Linear(T.IMAGE["width"], 1)     # used with --rate-weight only; not saved
+    params = list(tower.parameters()) + list(head.parameters()) + (list(rate_head.parameters()) if args.rate_weight else [])
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     rng = np.random.default_rng(args.seed)
 
@@ -93,14 +99,20 @@ def main():
         size = views.shape[1]
         return np.stack([padded[i, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(len(views))])
 
-    def logits(views):
+    def pooled(views):
         tokens = T.tower_features(tower, T.pixel_values(views))
-        return head(tokens.amax(1) if args.pool == "max" else tokens.mean(1))
+        return tokens.amax(1) if args.pool == "max" else tokens.mean(1)
 
-    def loss_of(out, pick):
+    def logits(views):
+        return head(pooled(views))
+
+    def loss_of(features, pick):
         if args.target == "rate":
-            return F.mse_loss(out[:, 0], torch.from_numpy(labels[pick]))
-        return F.cross_entropy(out, torch.from_numpy(labels[pick]))
+            return F.mse_loss(head(features)[:, 0], torch.from_numpy(labels[pick]))
+        loss = F.cross_entropy(head(features), torch.from_numpy(labels[pick]))
+        if args.rate_weight:
+            loss = loss + args.rate_weight * F.mse_loss(rate_head(features)[:, 0], torch.from_numpy(rate[pick]))
+        return loss
 
     def evaluate():
         """Held-out accuracy, or for the rate (correlation, mean absolute error in bpm)."""
@@ -125,7 +137,7 @@ def main():
     while time.time() - t0 < args.minutes * 60 and (args.steps is None or step < args.steps):
         pick = rng.choice(n_train, args.batch)
         views = shifted(images[pick, rng.integers(images.shape[1], size=args.batch)])
-        loss = loss_of(logits(views), pick)
+        loss = loss_of(pooled(views), pick)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -19,6 +19,7 @@ work=${1:?usage: stage1.sh WORKDIR}
 py=${PYTHON:-/opt/uniecg-venv/bin/python}
 seed=${SEED:-1}
 mkdir -p "$work"
+rm -f "$work/done"   # written when the export is complete: stage 2's language model then takes this core
 # Rare findings drawn more often: without it a 13,000-step U-Net drew no flutter and one PVC in 8
 # (README, "Diffusion half of 2026-12-07").
 weights=${CONDITION_WEIGHT-atrial_flutter=3,pvc=3,sinus_tachycardia=1.5,first_degree_av_block=1.5,low_voltage=1.5,long_qt=1.5}
@@ -31,10 +32,13 @@ phase vae
 "$py" "$here/train_diffusion.py" vae --data "$work/data" --run "$work/run" --seed "$seed" \
     --steps "${VAE_STEPS:-3000}" --max-minutes "${VAE_MIN:-15}" --batch 16 --threads 1 --save-every 500
 phase unet
+# 2.4-2.7 steps/s beside stage 2 on the other core (3.0-3.3 alone): 13,000 steps, the schedule that
+# drew the rare findings, in about its 85-minute budget (README, "Training speed")
 "$py" "$here/train_diffusion.py" unet --data "$work/data" --run "$work/run" --seed "$seed" --size "${UNET_SIZE:-tiny}" \
-    ${weights:+--condition-weight "$weights"} --steps "${UNET_STEPS:-9000}" --max-minutes "${UNET_MIN:-85}" --batch 64 --threads 1 --save-every 500
+    ${weights:+--condition-weight "$weights"} --steps "${UNET_STEPS:-13000}" --max-minutes "${UNET_MIN:-85}" --batch 64 --threads 1 --save-every 500
 phase export
 "$py" "$here/export_diffusion.py" --run "$work/run" --out "$work/export"
+touch "$work/done"
 phase done
 if [ "${EVAL_N:-8}" -gt 0 ]; then
     "$py" "$here/eval_diffusion.py" --model "$work/export" --per-condition "${EVAL_N:-8}" --steps 25 \

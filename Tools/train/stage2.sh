@@ -21,7 +21,7 @@ phase() { [ -z "${TIMELINE:-}" ] || echo "$(date -u +%T) stage2 $*" >> "$TIMELIN
 phase data
 "$py" "$here/stage2_data.py" --stage1 "$stage1/data" --out "$work/data" --uniecg "$uniecg" \
     --count "${COUNT:-6000}" --seed "$seed"
-photos=${PHOTOS:-2000}
+photos=${PHOTOS:-1200}
 images=()
 if [ "$photos" -gt 0 ]; then
     # ~0.6 s per record on one core (plot, rsvg-convert at 1280 px, one photo-like copy)
@@ -29,22 +29,26 @@ if [ "$photos" -gt 0 ]; then
     "$py" "$here/image_data.py" --data "$work/data" --out "$work/images" --uniecg "$uniecg" \
         --count "$photos" --variants "${PHOTO_VARIANTS:-1}" --seed "$seed"
     # The image tower learns to read the condition alone first (max-pooled condition head):
-    # through the language model alone it never starts (README, "the photo path"). Unshifted
-    # pictures: held-out accuracy took off after 1,000-1,300 steps, with --shift 6 after ~1,700.
+    # through the language model alone it never starts (README, "the photo path"). With the heart
+    # rate as a second target its held-out accuracy left chance ~500 steps sooner (28.7 % at step
+    # 1,000 against 7.0 %; README, "Training speed").
     if [ ! -f "$work/image_tower.pt" ]; then
         phase tower
         "$py" "$here/probe_image_tower.py" --data "$work/data" --images "$work/images" --pool max \
             --shift "${TOWER_SHIFT:-0}" --held-out 200 ${TOWER_STEPS:+--steps "$TOWER_STEPS"} \
-            --minutes "${TOWER_MINUTES:-40}" --threads "${TOWER_THREADS:-1}" --seed "$seed" \
-            --eval-every 250 --save "$work/image_tower.pt"
+            --minutes "${TOWER_MINUTES:-25}" --threads "${TOWER_THREADS:-1}" --seed "$seed" \
+            --rate-weight "${TOWER_RATE_WEIGHT:-1}" --eval-every 250 --save "$work/image_tower.pt"
     fi
-    images=(--images "$work/images" --image-tower "$work/image_tower.pt")
+    # the pretrained tower stays fixed (trained on at lr 2e-3 it forgot what it had learned);
+    # two photo sequences per step keep the step near the explain-only cost
+    images=(--images "$work/images" --image-tower "$work/image_tower.pt" --freeze-tower
+            --photo-batch "${PHOTO_BATCH:-2}")
 fi
 phase language-model
-# ~17 steps a minute with the photo path on one core beside stage 1's U-Net: 750 steps let the
-# learning rate finish its cosine inside the budget (1,200 could not, README "The whole training")
+# ~24 steps a minute on one core beside stage 1's U-Net, about twice that with both cores once
+# stage 1 is done: 1,800 steps let the learning rate finish its cosine inside the budget
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" \
-    --steps "${STEPS:-750}" --max-minutes "${MINUTES:-45}" --threads 1 --tower-batch "${TOWER_BATCH:-8}" "${images[@]}"
+    --steps "${STEPS:-1800}" --max-minutes "${MINUTES:-70}" --threads 1 --add-thread-when "$stage1/done" "${images[@]}"
 phase export
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" --export "$work/export"
 phase done

@@ -406,6 +406,9 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--add-thread-when", metavar="PATH",
+                    help="take one more thread as soon as PATH exists (train_all.sh: stage 1 has finished and "
+                         "left its core free)")
     ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--held-out", type=int, default=500, help="last N records are not trained on")
     ap.add_argument("--export", help="write the converter input directory from the checkpoint and stop")
@@ -527,6 +530,9 @@ def main():
         lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, step / args.steps))))
         for g in opt.param_groups:
             g["lr"] = lr
+        if args.add_thread_when and torch.get_num_threads() == args.threads and os.path.exists(args.add_thread_when):
+            torch.set_num_threads(args.threads + 1)
+            print(f"{args.add_thread_when} exists: {args.threads + 1} threads from step {step}", flush=True)
         batch = make_batch(data, rng, train_idx, args.explain_batch, args.generate_batch, images, args.photo_batch)
         loss, parts = forward_loss(model, tok, batch, ecg_id, gen_ids)
         if images is not None and args.tower_batch and not args.freeze_tower:
