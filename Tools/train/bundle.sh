@@ -5,7 +5,7 @@
 #
 #   Tools/train/bundle.sh STAGE1_WORKDIR STAGE2_WORKDIR [OUTPUT]
 #
-# The sampling defaults written into the file (SAMPLER, STEPS, GUIDANCE; default ancestral DDPM,
+# The sampling defaults written into the file (SAMPLER, SAMPLE_STEPS, GUIDANCE; default ancestral DDPM,
 # 250 steps, guidance 3) were chosen with eval_unified.py on held-out records after training
 # (Tools/train/README.md, "Sampling defaults"); export_diffusion.py's own are DDIM 25 / 2.
 set -euo pipefail
@@ -26,4 +26,4 @@ convert=$(cd "$root" && swift build -c release --show-bin-path)/uniecg-convert
 "$convert" "$dir" -o "$stage2/converted.uecg" --quant q8 --name uniecg-tiny --description \
     "uniecg-tiny: a small teaching demonstration of the UniECG design, trained only on synthetic ECGs from the project's simulator (Tools/train/ecgsim) with synthetic text. It has never seen a real patient's ECG. Educational aid only; not a diagnostic device."
 "$convert" "$stage2/converted.uecg" -o "$out" --set unet.schedule.sampler="${SAMPLER:-ddpm}" \
-    --set unet.schedule.steps="${STEPS:-250}" --set unet.guidance_scale="${GUIDANCE:-3}"
+    --set unet.schedule.steps="${SAMPLE_STEPS:-250}" --set unet.guidance_scale="${GUIDANCE:-3}"
