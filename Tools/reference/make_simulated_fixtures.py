@@ -19,7 +19,7 @@ Output per record in Tests/Fixtures/simulated/:
 
 Size: 12 leads x 500 Hz as text is ~85 bytes per sample row, so the excerpt length is what keeps
 the fixtures small (1.5 MB budget for all records): 5 s would take 2.3 MB for the ten records,
-SECONDS = 3.1 takes 1.46 MB (1.62 MB with the 3.6 s PVC record). The full 10 s are one command away (--seconds 10 --out /tmp/sim).
+SECONDS = 3.1 takes 1.46 MB (1.62 MB with the 3.6 s PVC record, 1.76 MB with the ST depression record). The full 10 s are one command away (--seconds 10 --out /tmp/sim).
 
     /opt/uniecg-venv/bin/python Tools/reference/make_simulated_fixtures.py [--out DIR] [--seconds 3.1]
 """
@@ -59,6 +59,10 @@ RECORDS = [
     # a PVC with a normal beat on each side (beats N N V N N in 3.6 s; 3.1 s would end on the
     # compensatory pause's closing beat, too close to the edge to be counted).
     ("pvc", "pvc", [SEED, 999, 10, 9], 0.0, 3.6),
+    # ST depression with the T wave rising out of it above the baseline (the simulator's shape
+    # since 2026-12-07): the depressed ST segment is the T window's largest deviation, and the T
+    # peak was taken for the T end (QT ~50 ms short on the corpus records).
+    ("st_depression", "st_depression", None, 0.0),
 ]
 
 

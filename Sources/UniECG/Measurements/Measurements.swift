@@ -205,16 +205,20 @@ extension Measurements {
         var tEndSample: Double? = nil
         if !tWindow.isEmpty {
             let candidates = [Lead.II, .V2, .V3, .V5].compactMap { record.leads.firstIndex(of: $0) }
-            let pick = candidates.max { a, b in
-                tWindow.map { abs(median[a][$0] - baseline[a]) }.max()! < tWindow.map { abs(median[b][$0] - baseline[b]) }.max()!
-            }
+            // The lead with the largest deviation in the T window, normally its T wave; where some
+            // leads show a T wave rising out of a depressed (or raised) ST segment (`tPeak`), the
+            // one with the tallest such T: elsewhere the ST segment may still be the largest.
+            let peaks = candidates.map { (lead: $0, peak: tPeak(median[$0], base: baseline[$0], window: tWindow, rate: rate)!) }
+            let pool = peaks.contains { $0.peak.outOfST } ? peaks.filter { $0.peak.outOfST } : peaks
+            let height = { (lead: Int, at: Int) in abs(median[lead][at] - baseline[lead]) }
+            let pick = pool.max { height($0.lead, $0.peak.index) < height($1.lead, $1.peak.index) }?.lead
             if let t = pick {
                 // The T wave is analysed on a 20 ms moving average of the median beat: T is a slow
                 // wave (nothing of it is lost), while ripples of a few µV on its flat top used to
                 // end the "descent" one sample after the peak (simulated RBBB record: QT 273 ms,
                 // truth 332).
                 let lead = Filters.movingAverage(median[t], width: max(1, Int(0.02 * rate))), base = baseline[t]
-                if let end = slopeTEnd(lead, base: base, window: tWindow) {
+                if let end = slopeTEnd(lead, base: base, window: tWindow, rate: rate) {
                     let tEnd = Double(end) + 0.5
                     tEndSample = tEnd
                     let qt = ms(tEnd - Double(onset))
@@ -386,18 +390,36 @@ extension Measurements {
         return start..<max(start, end)
     }
 
-    /// T end on a lead's smoothed median beat (step 7 of `measure`): after the T wave's steepest
-    /// return toward `base`, the first point where the slope has flattened to `tFlattening` of
-    /// that steepest slope. Nil when the wave never returns toward the baseline.
-    static func slopeTEnd(_ lead: [Double], base: Double, window: Range<Int>) -> Int? {
+    /// The T wave's peak in `window` (which opens 60 ms after the QRS, in the ST segment) and the
+    /// side of `base` it lies on: the largest deviation from `base`, unless the window already
+    /// opens at `tSegmentShare` of that deviation (a depressed or raised ST segment is the largest
+    /// deviation) and a lobe against it within `tLobeSpan` stands out by `tLaterLobe` of it from
+    /// the signal that follows: that lobe is the T wave rising out of the ST segment (simulated
+    /// ST depression with an upright T: the T peak was taken for the T end, QT ~50 ms short).
+    /// The lobe is measured from what follows it, not from `base`: after a long ST depression the
+    /// 0.5 Hz high-pass leaves the TP segment up to 0.08 mV below the PR segment.
+    static func tPeak(_ lead: [Double], base: Double, window: Range<Int>, rate: Double) -> (index: Int, sign: Double, outOfST: Bool)? {
         guard !window.isEmpty else { return nil }
-        let peak = window.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
+        let largest = window.max { abs(lead[$0] - base) < abs(lead[$1] - base) }!
+        let sign: Double = lead[largest] > base ? 1 : -1
+        let deviation = abs(lead[largest] - base)
+        guard (lead[window.lowerBound] - base) * sign >= tSegmentShare * deviation else { return (largest, sign, false) }
+        let span = largest..<min(window.upperBound, largest + Int(tLobeSpan * rate))
+        let later = span.max { lead[$0] * -sign < lead[$1] * -sign }!
+        let fallBack = lead[later] * -sign - (later..<span.upperBound).map { lead[$0] * -sign }.min()!
+        return fallBack >= tLaterLobe * deviation ? (later, -sign, true) : (largest, sign, false)
+    }
+
+    /// T end on a lead's smoothed median beat (step 7 of `measure`): after the T wave's (`tPeak`)
+    /// steepest return toward `base`, the first point where the slope has flattened to `tFlattening` of
+    /// that steepest slope. Nil when the wave never returns toward the baseline.
+    static func slopeTEnd(_ lead: [Double], base: Double, window: Range<Int>, rate: Double) -> Int? {
+        guard let (peak, sign, _) = tPeak(lead, base: base, window: window, rate: rate) else { return nil }
         // Steepest return toward the baseline on the T wave's descent, then the first point
         // where the slope has flattened to `tFlattening` of that steepest slope: independent
         // of small baseline offsets. The descent ends where the signal turns back by more than a
         // noise tolerance (3 % of the T amplitude, at least 5 µV) from its lowest point so
         // far, so a following P wave is never taken while noise cannot stop it early.
-        let sign: Double = lead[peak] > base ? 1 : -1
         let tolerance = max(0.005, 0.03 * abs(lead[peak] - base))
         var descentEnd = peak, lowest = lead[peak] * sign
         var i = peak
@@ -427,6 +449,17 @@ extension Measurements {
     /// raised-cosine T waves of MeasurementTests stay within 12 ms (35 % ended a flutter record's T
     /// wave early enough that an F wave was taken for a P wave).
     static let tFlattening = 0.25
+    /// A lobe against a T window's opening ST deviation is the T wave when it stands out by this
+    /// share of that deviation (`tPeak`; set on the simulated ST depressions with
+    /// Tools/train/eval_measurements.py).
+    static let tLaterLobe = 0.35
+    /// A T window that opens at this share of its largest deviation opens on that deviation's
+    /// plateau: an ST segment, not a T wave (`tPeak`).
+    static let tSegmentShare = 0.7
+    /// Seconds after the ST segment's largest deviation in which the T wave rising out of it, and
+    /// its fall back, are looked for (`tPeak`): further on come the next beat's P wave and QRS,
+    /// and measured against them a small dip after an LBBB's T wave passed for a lobe (QT +80 ms).
+    static let tLobeSpan = 0.25
     /// P onset: where the P deflection has fallen to this share of its height above the TP level
     /// (the usual 5 % amplitude threshold; with 10 % PR read 10-28 ms short on simulated records).
     static let pOnsetFraction = 0.05

@@ -232,7 +232,12 @@ def _build_template(rng, cond, age, sex, rr, targets):
     # territory hits the target; STEMI also gets a taller (hyperacute) T in the same direction
     if cond in _ST_DIRECTION:
         u = unit(_ST_DIRECTION[cond]) if cond == "st_depression" else jitter_direction(rng, _ST_DIRECTION[cond], 6)
-        unit_waves = [Plateau(q_off - 0.015, tc, sr, u)]
+        if cond == "st_depression":
+            # resolves during the T upstroke: falling with the T's downstroke, the plateau
+            # (nearly opposite to T, about as large) cancelled the T wave to a ~35 µV remnant
+            unit_waves = [Plateau(q_off - 0.015, tc - 1.5 * sl, sl, u)]
+        else:
+            unit_waves = [Plateau(q_off - 0.015, tc, sr, u)]
         if cond != "st_depression":
             unit_waves.append(Wave(tc, sl, sr, 0.6 * u))
         base = tp.measure()["st"]
