@@ -210,7 +210,6 @@ class Packed:
     rounding) cost a fifth less time (README, "Training speed")."""
 
     def __init__(self, seqs, capacity):
-        self.seqs = seqs
         rows = pack_rows([len(q) for q in seqs], capacity)
         width = max(sum(len(seqs[i]) for i in r) for r in rows)
         self.ids = torch.zeros(len(rows), width, dtype=torch.long)
