@@ -11,7 +11,7 @@ tower gets too weak a gradient to start learning).
 
     python Tools/train/probe_image_tower.py --data WORK/data2 --images WORK/images [--minutes 12]
            [--target condition|rate] [--patch 16] [--pool mean|max] [--lr 1e-3] [--warmup 0]
-           [--shift 0] [--steps N] [--init TOWER.pt] [--save TOWER.pt]
+           [--shift 0] [--rate-weight 0] [--steps N] [--init TOWER.pt] [--save TOWER.pt]
 
 --pool max matters: every printout has about the same amount of ink, so the mean of the patch
 tokens of a freshly initialised tower is nearly the same for every picture (its spread across
