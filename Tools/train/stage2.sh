@@ -48,7 +48,7 @@ phase language-model
 # ~22-24 steps a minute on one core beside stage 1's U-Net, ~1.7 times that with both cores once
 # stage 1 is done: 1,800 steps let the learning rate finish its cosine inside the budget
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" \
-    --steps "${STEPS:-1800}" --max-minutes "${MINUTES:-70}" --threads 1 --add-thread-when "$stage1/done" "${images[@]}"
+    --steps "${STEPS:-1800}" --max-minutes "${MINUTES:-67}" --threads 1 --add-thread-when "$stage1/done" "${images[@]}"
 phase export
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" --export "$work/export"
 phase done
