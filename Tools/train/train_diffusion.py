@@ -453,6 +453,12 @@ def bench(args):
             fn(); n += 1
         return (time.time() - t0) / n
 
+    def interleaved(base, fast):
+        """Mean seconds per step of two step functions timed base, fast, base, fast: load changes
+        on a shared machine hit both."""
+        dt = [timeit(f, args.bench_seconds / 2) for f in (base, fast, base, fast)]
+        return (dt[0] + dt[2]) / 2, (dt[1] + dt[3]) / 2
+
     x = torch.randn(1, 12, 1024)
     z = torch.randn(1, 4, 128)
     c = torch.randn(1, TEXT_DIM + 3)
@@ -477,9 +483,8 @@ def bench(args):
     vbase = vstep_with(torch.optim.AdamW(vparams, 1e-3, foreach=False))
     vfast = vstep_with(torch.optim.AdamW(vparams, 1e-3, foreach=True))
     # baseline = the training step before 2026-12-07 (published cross-attention over the repeated
-    # condition token, one AdamW update per tensor); interleaved, so load changes hit both
-    dt = [timeit(f, args.bench_seconds / 2) for f in (vbase, vfast, vbase, vfast)]
-    db, df = (dt[0] + dt[2]) / 2, (dt[1] + dt[3]) / 2
+    # condition token, one AdamW update per tensor)
+    db, df = interleaved(vbase, vfast)
     print(f"VAE training step (batch {Bv}): {df * 1000:.0f} ms = {1 / df:.2f} steps/s = {Bv / df:.1f} samples/s "
           f"(per-tensor AdamW {db * 1000:.0f} ms: {db / df:.2f}x)")
     fast_unet = DS.ConditionalUNet(ucfg)
@@ -495,8 +500,7 @@ def bench(args):
             opt.zero_grad(); loss.backward(); opt.step()
         return step
     ubase, ufast = ustep_with(unet, False), ustep_with(fast_unet, True)
-    dt = [timeit(f, args.bench_seconds / 2) for f in (ubase, ufast, ubase, ufast)]
-    db, df = (dt[0] + dt[2]) / 2, (dt[1] + dt[3]) / 2
+    db, df = interleaved(ubase, ufast)
     print(f"U-Net training step (batch {Bu}): {df * 1000:.0f} ms = {1 / df:.2f} steps/s = {Bu / df:.1f} samples/s "
           f"(full cross-attention and per-tensor AdamW {db * 1000:.0f} ms: {db / df:.2f}x)")
     unet.eval(); dec.eval()
