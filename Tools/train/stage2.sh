@@ -46,7 +46,7 @@ if [ "$photos" -gt 0 ]; then
 fi
 phase language-model
 # ~22-24 steps a minute on one core beside stage 1's U-Net, ~1.7 times that with both cores once
-# stage 1 is done: 1,800 steps let the learning rate finish its cosine inside the budget
+# stage 1 is done: ~1,650-1,800 steps; the learning rate's cosine ends with the minutes if they run out first
 "$py" "$here/train_unified.py" --data "$work/data" --run "$work/run" --seed "$seed" \
     --steps "${STEPS:-1800}" --max-minutes "${MINUTES:-67}" --threads 1 --add-thread-when "$stage1/done" "${images[@]}"
 phase export

@@ -28,7 +28,7 @@ clean or photographed); a photo comes without measurements, so its explanation
 Training: cross-entropy on the assistant's part of every kind of sequence, plus the alignment
 loss (1 - cosine + squared error of the unit vectors, the aligner's output is L2-normalised) between the
 aligner's output on the generation tokens' hidden states and the MiniLM embedding of the
-objective. AdamW, warm-up then cosine decay, gradient clip 1; checkpoints (atomic) every
+objective. AdamW, warm-up then cosine decay (over --steps or --max-minutes, whichever ends sooner), gradient clip 1; checkpoints (atomic) every
 --save-every steps, on SIGTERM/SIGINT and when --max-minutes (summed over resumed sessions) runs out.
 """
 import argparse
@@ -526,7 +526,10 @@ def main():
             print(f"time budget of {args.max_minutes} min reached")
             break
         step = state["step"]
-        lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, step / args.steps))))
+        # the cosine runs on whichever budget is nearer its end, so a run the clock stops still ends
+        # at the low learning rate (a step-only schedule left it mid-decay when the minutes ran out)
+        progress = min(1, max(step / args.steps, minutes / args.max_minutes))
+        lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         if args.add_thread_when and torch.get_num_threads() == args.threads and os.path.exists(args.add_thread_when):
