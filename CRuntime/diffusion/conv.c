@@ -5,7 +5,9 @@
  * positions (stride 1) with the kernels' f32_axpy, so there is no im2col copy. q8 conv1d is an
  * im2col product: every output position's receptive field (c_in x kernel values, PyTorch's
  * weight order) becomes one "token" of activations quantized per group of 32, and the decoder's
- * q8_matmul multiplies the q8 weight matrix (c_out x c_in*kernel) by all of them. */
+ * q8_matmul multiplies the q8 weight matrix (c_out x c_in*kernel) by all of them. The tap-major
+ * q8 form (ops.h, made once at load) quantizes each padded input position once and sums each
+ * tap in int32 (kernels.h, q8_conv). */
 #include "ops.h"
 
 #include <math.h>
@@ -127,12 +129,12 @@ static void conv_q8_task(void *ctx, int32_t index, int32_t count) {
     }
 }
 
-uniecg_status uniecg__seq_conv1d(uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *shape, const uniecg__weight *w,
-                                 const float *bias, const float *x, int64_t length, float *y, uniecg_error *error) {
-    if (!ctx || !shape || !w || !w->data || !x || !y)
-        return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d: NULL argument");
+/* The checks of a convolution's shapes and buffers; its output length on success. */
+static uniecg_status check_conv(const uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *s, int64_t w_rows,
+                                int64_t w_cols, const float *x, int64_t length, const float *y, int64_t *out_length,
+                                uniecg_error *error) {
+    if (!ctx || !s || !x || !y) return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d: NULL argument");
     if (x == y) return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d: the output cannot be the input");
-    const uniecg__conv1d_shape *s = shape;
     if (!conv_shape_ok(s) || length < 1)
         return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT,
                             "conv1d: bad shape (c_in %lld, c_out %lld, kernel %lld, stride %lld, padding %lld/%lld, "
@@ -151,11 +153,22 @@ uniecg_status uniecg__seq_conv1d(uniecg__seq_ctx *ctx, const uniecg__conv1d_shap
     if ((st = uniecg__seq_check_size(s->c_out, n, "conv1d output", error)) ||
         (st = uniecg__seq_check_size(n, cols, "conv1d receptive fields", error)))
         return st;
-    if (w->rows != s->c_out || w->cols != cols)
+    if (w_rows != s->c_out || w_cols != cols)
         return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT,
                             "conv1d: weight is %lld x %lld, the shape needs %lld x %lld (c_out x c_in*kernel)",
-                            (long long)w->rows, (long long)w->cols, (long long)s->c_out, (long long)cols);
+                            (long long)w_rows, (long long)w_cols, (long long)s->c_out, (long long)cols);
+    *out_length = n;
+    return UNIECG_OK;
+}
 
+uniecg_status uniecg__seq_conv1d(uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *shape, const uniecg__weight *w,
+                                 const float *bias, const float *x, int64_t length, float *y, uniecg_error *error) {
+    if (!w || !w->data) return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d: NULL argument");
+    const uniecg__conv1d_shape *s = shape;
+    int64_t n;
+    uniecg_status st = check_conv(ctx, s, w->rows, w->cols, x, length, y, &n, error);
+    if (st) return st;
+    int64_t cols = s->c_in * s->kernel;
     if (w->dtype == UNIECG_DTYPE_F32) {
         conv_f32_job job = {.kernels = ctx->kernels, .s = s, .w = w->data, .bias = bias, .x = x, .y = y,
                             .length = length, .out_length = n};
@@ -190,6 +203,147 @@ uniecg_status uniecg__seq_conv1d(uniecg__seq_ctx *ctx, const uniecg__conv1d_shap
     uniecg_thread_pool *pool = n * cols >= 16384 ? ctx->pool : NULL;
     uniecg__parallel(pool, im2col_task, &job);
     uniecg__parallel(s->c_out * n * cols >= 65536 ? ctx->pool : NULL, conv_q8_task, &job);
+    return UNIECG_OK;
+}
+
+/* ---- q8, tap-major ------------------------------------------------------------------------- */
+
+/* A tap's int32 sum holds at most c_in products of 127 x 127 = 16129: up to 65536 channels. */
+enum { TAPS_MAX_C_IN = 65536 };
+
+bool uniecg__conv1d_taps_fit(const uniecg__conv1d_shape *s, const uniecg__weight *w) {
+    return s && w && w->data && conv_shape_ok(s) && (w->dtype == UNIECG_DTYPE_Q8 || w->dtype == UNIECG_DTYPE_F32) &&
+           s->c_in % UNIECG_Q8_GROUP == 0 && s->c_in <= TAPS_MAX_C_IN && w->rows == s->c_out &&
+           w->cols == s->c_in * s->kernel;
+}
+
+void uniecg__conv1d_taps_free(uniecg__conv1d_taps *taps) {
+    if (!taps) return;
+    free(taps->block);
+    *taps = (uniecg__conv1d_taps){0};
+}
+
+uniecg_status uniecg__conv1d_taps_make(const uniecg__conv1d_shape *s, const uniecg__weight *w,
+                                       uniecg__conv1d_taps *out, uniecg_error *error) {
+    if (!out) return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d tap-major: NULL argument");
+    *out = (uniecg__conv1d_taps){0};
+    if (!uniecg__conv1d_taps_fit(s, w))
+        return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT,
+                            "conv1d tap-major: needs a q8 or f32 weight of c_out x c_in*kernel with c_in a multiple of 32");
+    uniecg_status st;
+    if ((st = uniecg__seq_check_size(s->c_out, s->c_in * s->kernel, "conv1d weight", error))) return st;
+    int64_t taps = s->c_out * s->kernel, count = taps * s->c_in;
+    float *values = malloc((size_t)count * sizeof(float)), *row = malloc((size_t)s->c_in * sizeof(float));
+    uint8_t *block = uniecg__aligned_alloc((uint64_t)(taps * (int64_t)sizeof(float) + count));
+    if (!values || !row || !block) {
+        free(values);
+        free(row);
+        free(block);
+        return uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "conv1d tap-major: out of memory for %lld weights",
+                            (long long)count);
+    }
+    if ((st = uniecg_to_f32(w->data, w->dtype, (uint64_t)count, values))) {
+        free(values);
+        free(row);
+        free(block);
+        return uniecg__fail(error, st, "conv1d tap-major: cannot read the weight");
+    }
+    float *scales = (float *)block;
+    int8_t *q = (int8_t *)(block + taps * (int64_t)sizeof(float));
+    for (int64_t o = 0; o < s->c_out; o++)
+        for (int64_t j = 0; j < s->kernel; j++) {
+            for (int64_t i = 0; i < s->c_in; i++) row[i] = values[(o * s->c_in + i) * s->kernel + j];
+            uniecg__quantize_row(NULL, row, s->c_in, q + (o * s->kernel + j) * s->c_in, &scales[o * s->kernel + j]);
+        }
+    free(values);
+    free(row);
+    *out = (uniecg__conv1d_taps){.block = block, .scales = scales, .values = q};
+    return UNIECG_OK;
+}
+
+typedef struct {
+    const uniecg_kernels *kernels;
+    const uniecg__conv1d_shape *s;
+    const uniecg__conv1d_taps *taps;
+    const float *bias, *x;
+    float *y;
+    int64_t length, out_length, positions;
+    float *columns; /* (n_threads, c_in) one padded input position before quantization */
+    int8_t *xq;     /* (positions, c_in) */
+    float *xs;      /* (positions) */
+    bool split_rows;
+} conv_taps_job;
+
+/* Padded input position p (input p - pad_left, zeros outside the input), gathered from the
+ * channels-major input and quantized once. */
+static void positions_task(void *ctx, int32_t index, int32_t count) {
+    const conv_taps_job *job = ctx;
+    int64_t c_in = job->s->c_in, begin, end;
+    uniecg__chunk(job->positions, index, count, 1, &begin, &end);
+    float *column = job->columns + (int64_t)index * c_in;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t at = p - job->s->pad_left;
+        bool inside = at >= 0 && at < job->length;
+        for (int64_t i = 0; i < c_in; i++) column[i] = inside ? job->x[i * job->length + at] : 0.0f;
+        uniecg__quantize_row(job->kernels, column, c_in, job->xq + p * c_in, job->xs + p);
+    }
+}
+
+/* Output channels in pairs when there are enough for every thread, positions otherwise; the
+ * kernel writes channels-major straight into y, the bias follows. */
+static void conv_taps_task(void *ctx, int32_t index, int32_t count) {
+    const conv_taps_job *job = ctx;
+    const uniecg__conv1d_shape *s = job->s;
+    int64_t n = job->out_length, r0 = 0, r1 = s->c_out, t0 = 0, t1 = n;
+    if (job->split_rows) uniecg__chunk(s->c_out, index, count, 2, &r0, &r1);
+    else uniecg__chunk(n, index, count, 4, &t0, &t1);
+    if (r0 >= r1 || t0 >= t1) return;
+    q8_conv_args args = {.w = job->taps->values,
+                         .w_scales = job->taps->scales,
+                         .xq = job->xq + t0 * s->stride * s->c_in,
+                         .xs = job->xs + t0 * s->stride,
+                         .y = job->y + t0,
+                         .rows = s->c_out,
+                         .c_in = s->c_in,
+                         .taps = s->kernel,
+                         .stride = s->stride,
+                         .n_tokens = t1 - t0,
+                         .y_stride = n};
+    uniecg__q8_conv(job->kernels, &args, r0, r1);
+    if (!job->bias) return;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = t0; t < t1; t++) job->y[r * n + t] += job->bias[r];
+}
+
+uniecg_status uniecg__seq_conv1d_taps(uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *shape,
+                                      const uniecg__conv1d_taps *taps, const float *bias, const float *x,
+                                      int64_t length, float *y, uniecg_error *error) {
+    if (!taps || !taps->block) return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT, "conv1d tap-major: NULL weight");
+    const uniecg__conv1d_shape *s = shape;
+    int64_t n;
+    uniecg_status st = check_conv(ctx, s, s ? s->c_out : 0, s ? s->c_in * s->kernel : 0, x, length, y, &n, error);
+    if (st) return st;
+    if (s->c_in % UNIECG_Q8_GROUP || s->c_in > TAPS_MAX_C_IN)
+        return uniecg__fail(error, UNIECG_ERR_INVALID_ARGUMENT,
+                            "conv1d tap-major: c_in (%lld) must be a multiple of 32 and at most %d", (long long)s->c_in,
+                            TAPS_MAX_C_IN);
+    int64_t positions = (n - 1) * s->stride + s->kernel;
+    if ((st = uniecg__seq_check_size(positions, s->c_in, "conv1d padded input", error))) return st;
+    conv_taps_job job = {.kernels = ctx->kernels, .s = s, .taps = taps, .bias = bias, .x = x, .y = y,
+                         .length = length, .out_length = n, .positions = positions};
+    uniecg__seq_arena arena = {0};
+    for (int pass = 0; pass < 2; pass++) { /* measure, then carve the reserved scratch */
+        job.columns = uniecg__seq_take(&arena, (uint64_t)(ctx->n_threads * s->c_in) * sizeof(float));
+        job.xq = uniecg__seq_take(&arena, (uint64_t)(positions * s->c_in));
+        job.xs = uniecg__seq_take(&arena, (uint64_t)positions * sizeof(float));
+        if (pass == 0) {
+            if (!(arena.base = uniecg__seq_scratch(ctx, arena.used, error))) return UNIECG_ERR_OUT_OF_MEMORY;
+            arena.used = 0;
+        }
+    }
+    job.split_rows = s->c_out >= 2 * (int64_t)ctx->n_threads;
+    uniecg__parallel(positions * s->c_in >= 16384 ? ctx->pool : NULL, positions_task, &job);
+    uniecg__parallel(s->c_out * n * s->c_in * s->kernel >= 65536 ? ctx->pool : NULL, conv_taps_task, &job);
     return UNIECG_OK;
 }
 

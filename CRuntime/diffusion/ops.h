@@ -60,6 +60,34 @@ int64_t uniecg__conv1d_out_length(const uniecg__conv1d_shape *shape, int64_t len
 uniecg_status uniecg__seq_conv1d(uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *shape, const uniecg__weight *w,
                                  const float *bias, const float *x, int64_t length, float *y, uniecg_error *error);
 
+/* The tap-major q8 form of a convolution weight, made once at load: W[o][i][j] reordered to
+ * (c_out, kernel, c_in) and quantized with one scale per output channel and tap. With it each
+ * input position is quantized once (one scale over its c_in channels) and each tap's c_in
+ * products sum in int32 before one float scaling (kernels.h, q8_conv_args), about 1.5-2x the
+ * q8 im2col product on AVX2 at c_in 128-512. The coarser scales change the quantization
+ * error (checked against PyTorch in test_diffusion_ops and test_vae); the results are the same
+ * bits on every kernel variant. */
+typedef struct {
+    void *block;           /* one allocation: the scales, then the int8 values; NULL = none */
+    const float *scales;   /* (c_out, kernel) */
+    const int8_t *values;  /* (c_out, kernel, c_in) */
+} uniecg__conv1d_taps;
+
+/* Whether `w` can have a tap-major form: q8 or f32, shaped for `shape`, c_in a multiple of 32
+ * (at most 65536, so a tap's int32 sum cannot overflow). */
+bool uniecg__conv1d_taps_fit(const uniecg__conv1d_shape *shape, const uniecg__weight *w);
+
+/* Makes the tap-major form of `w` (from its q8 or f32 values); free with
+ * uniecg__conv1d_taps_free. Fails (INVALID_ARGUMENT) when it does not fit. */
+uniecg_status uniecg__conv1d_taps_make(const uniecg__conv1d_shape *shape, const uniecg__weight *w,
+                                       uniecg__conv1d_taps *out, uniecg_error *error);
+void uniecg__conv1d_taps_free(uniecg__conv1d_taps *taps);
+
+/* uniecg__seq_conv1d with the tap-major form of its weight. */
+uniecg_status uniecg__seq_conv1d_taps(uniecg__seq_ctx *ctx, const uniecg__conv1d_shape *shape,
+                                      const uniecg__conv1d_taps *taps, const float *bias, const float *x,
+                                      int64_t length, float *y, uniecg_error *error);
+
 /* nn.ConvTranspose1d with dilation 1, groups 1, symmetric padding and output_padding. */
 typedef struct {
     int64_t c_in, c_out, kernel, stride, padding, output_padding;

@@ -30,6 +30,7 @@ typedef struct {
     uniecg__weight w;   /* (c_out, c_in * kernel), f32 or q8                                     */
     const float *bias;  /* (c_out)                                                               */
     uniecg__conv1d_shape shape;
+    uniecg__conv1d_taps taps; /* a q8 kernel over a multiple of 32 channels: its tap-major form  */
 } conv_layer;
 
 typedef struct {
@@ -59,8 +60,8 @@ struct uniecg_vae {
     bool owns_pool;
     float *buffers[3]; /* each (max_values): the step input, output and one temporary            */
     int64_t max_values;
-    float **widened;   /* f16 / bf16 convolution kernels expanded to f32 at create time          */
-    int32_t n_widened;
+    void **owned;      /* made at create time: f16 / bf16 kernels widened to f32, tap-major forms */
+    int32_t n_owned;
 };
 
 uniecg_vae_params uniecg_vae_default_params(void) {
@@ -160,10 +161,23 @@ static uniecg_status vector(const uniecg_model_file *file, const char *part, int
     return s;
 }
 
+/* Keeps a buffer made at create time until uniecg_vae_free (frees it on failure). */
+static uniecg_status own(uniecg_vae *vae, void *buffer, uniecg_error *error) {
+    void **grown = realloc(vae->owned, (size_t)(vae->n_owned + 1) * sizeof *grown);
+    if (!grown) {
+        free(buffer);
+        return uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    vae->owned = grown;
+    vae->owned[vae->n_owned++] = buffer;
+    return UNIECG_OK;
+}
+
 /* A convolution kernel, stored as the matrix (c_out, c_in * kernel) in PyTorch's element order,
  * and its bias. q8 and f32 are used in place; f16 and bf16 (a --quant none conversion of a
  * half-precision source) are widened to f32 once here, because the convolution op multiplies
- * f32 or q8 only. */
+ * f32 or q8 only. A q8 kernel over a multiple of 32 input channels also gets its tap-major form
+ * (ops.h: the faster q8 product), which `convolve` then uses. */
 static uniecg_status load_conv(uniecg_vae *vae, const uniecg_model_file *file, const char *part, int32_t index,
                                const char *name, conv_layer *conv, uniecg_error *error) {
     char weight_name[96], bias_name[64];
@@ -179,14 +193,8 @@ static uniecg_status load_conv(uniecg_vae *vae, const uniecg_model_file *file, c
     const void *data = conv->w.data;
     if (dtype == UNIECG_DTYPE_F16 || dtype == UNIECG_DTYPE_BF16) {
         float *f = uniecg__aligned_alloc((uint64_t)(sh->c_out * cols) * sizeof(float));
-        float **grown = realloc(vae->widened, (size_t)(vae->n_widened + 1) * sizeof *grown);
-        if (!f || !grown) {
-            free(f);
-            if (grown) vae->widened = grown;
-            return uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "out of memory widening '%s'", weight_name);
-        }
-        vae->widened = grown;
-        vae->widened[vae->n_widened++] = f;
+        if (!f) return uniecg__fail(error, UNIECG_ERR_OUT_OF_MEMORY, "out of memory widening '%s'", weight_name);
+        if ((s = own(vae, f, error))) return s;
         if ((s = uniecg_to_f32(data, dtype, (uint64_t)(sh->c_out * cols), f)))
             return uniecg__fail(error, s, "cannot widen '%s' to f32", weight_name);
         conv->w.data = f;
@@ -194,6 +202,12 @@ static uniecg_status load_conv(uniecg_vae *vae, const uniecg_model_file *file, c
     } else if (dtype == UNIECG_DTYPE_Q8 && cols % UNIECG_Q8_GROUP) {
         return uniecg__fail(error, UNIECG_ERR_FORMAT, "tensor '%s' is q8 but its rows hold %lld values (not a multiple of 32)",
                             weight_name, (long long)cols);
+    } else if (dtype == UNIECG_DTYPE_Q8 && uniecg__conv1d_taps_fit(sh, &conv->w)) {
+        if ((s = uniecg__conv1d_taps_make(sh, &conv->w, &conv->taps, error)) ||
+            (s = own(vae, conv->taps.block, error))) {
+            conv->taps = (uniecg__conv1d_taps){0};
+            return s;
+        }
     }
     return vector(file, part, index, bias_name, sh->c_out, &conv->bias, error);
 }
@@ -250,8 +264,8 @@ static uniecg_status load_network(uniecg_vae *vae, const uniecg_model_file *file
 void uniecg_vae_free(uniecg_vae *vae) {
     if (!vae) return;
     for (int i = 0; i < 3; i++) free(vae->buffers[i]);
-    for (int32_t i = 0; i < vae->n_widened; i++) free(vae->widened[i]);
-    free(vae->widened);
+    for (int32_t i = 0; i < vae->n_owned; i++) free(vae->owned[i]);
+    free(vae->owned);
     uniecg__seq_ctx_free(&vae->ctx);
     if (vae->owns_pool) uniecg_thread_pool_free(vae->pool);
     free(vae);
@@ -380,6 +394,12 @@ static uniecg_status norm_silu(uniecg_vae *vae, const float *x, int64_t channels
     return s;
 }
 
+static uniecg_status convolve(uniecg__seq_ctx *ctx, const conv_layer *c, const float *x, int64_t length, float *y,
+                              uniecg_error *error) {
+    if (c->taps.block) return uniecg__seq_conv1d_taps(ctx, &c->shape, &c->taps, c->bias, x, length, y, error);
+    return uniecg__seq_conv1d(ctx, &c->shape, &c->w, c->bias, x, length, y, error);
+}
+
 /* Runs every step of `net` on the (c_in, *length) activations in vae->buffers[0]; the result
  * is left in vae->buffers[0] and *length updated. Buffers rotate: each step reads [0], writes
  * [1] (using [2] as a temporary) and the two swap. */
@@ -394,19 +414,19 @@ static uniecg_status run(uniecg_vae *vae, const network *net, int64_t *length, u
         bool swap = true;
         switch (st->kind) {
         case STEP_CONV:
-            s = uniecg__seq_conv1d(ctx, &st->conv.shape, &st->conv.w, st->conv.bias, x, L, y, error);
+            s = convolve(ctx, &st->conv, x, L, y, error);
             L = uniecg__conv1d_out_length(&st->conv.shape, L);
             break;
         case STEP_RES:
             /* t = SiLU(GN(x)); y = conv_1(t); y = SiLU(GN(y)) in place; t = conv_2(y); then
              * y = t + (x or skip(x)): three buffers suffice because x is read last by the skip. */
             if ((s = norm_silu(vae, x, st->c_in, L, st->norm_1, st->norm_1_bias, t, error)) ||
-                (s = uniecg__seq_conv1d(ctx, &st->conv_1.shape, &st->conv_1.w, st->conv_1.bias, t, L, y, error)) ||
+                (s = convolve(ctx, &st->conv_1, t, L, y, error)) ||
                 (s = norm_silu(vae, y, st->c_out, L, st->norm_2, st->norm_2_bias, y, error)) ||
-                (s = uniecg__seq_conv1d(ctx, &st->conv_2.shape, &st->conv_2.w, st->conv_2.bias, y, L, t, error)))
+                (s = convolve(ctx, &st->conv_2, y, L, t, error)))
                 break;
             if (st->has_skip) {
-                if ((s = uniecg__seq_conv1d(ctx, &st->skip.shape, &st->skip.w, st->skip.bias, x, L, y, error))) break;
+                if ((s = convolve(ctx, &st->skip, x, L, y, error))) break;
                 add_into(y, t, st->c_out * L); /* one rounding per value, as PyTorch's h + residual */
             } else {
                 for (int64_t k = 0; k < st->c_out * L; k++) y[k] = t[k] + x[k];

@@ -16,6 +16,21 @@ typedef struct {
     int64_t rows, cols, n_tokens, y_stride;
 } q8_matmul_args;
 
+/* Arguments of a tap-major q8 convolution product: one weight scale per output channel and
+ * tap, one activation scale per input position, so each tap's products over all c_in input
+ * channels sum in int32 before a single float scaling. Every variant computes, per output,
+ *     y = 0; for each tap j: y = y + (w_scale[r][j] * x_scale[p]) * (float)isum(r, j, p)
+ * with p = t * stride + j, in this order and without fused multiply-adds: the integer sums
+ * are exact, so all variants give the same bits. */
+typedef struct {
+    const int8_t *w;       /* (rows, taps, c_in) int8 weights, c_in a multiple of 32       */
+    const float *w_scales; /* (rows, taps)                                                 */
+    const int8_t *xq;      /* (positions, c_in) int8 input positions                       */
+    const float *xs;       /* (positions)                                                  */
+    float *y;              /* y[r * y_stride + t], channels-major                          */
+    int64_t rows, c_in, taps, stride, n_tokens, y_stride;
+} q8_conv_args;
+
 typedef struct {
     uniecg_kernel_variant variant;
     /* y rows [row_begin, row_end) for every token */
@@ -44,6 +59,12 @@ typedef struct {
     /* optional: uniecg__quantize_activations, bit for bit (finite inputs); NULL means that
      * reference */
     void (*quantize)(const float *x, int64_t n, int8_t *q, float *scales);
+    /* optional: uniecg__quantize_row_reference for n a multiple of 32, bit for bit (finite
+     * inputs); NULL means that reference */
+    void (*quantize_row)(const float *x, int64_t n, int8_t *q, float *scale);
+    /* optional: uniecg__q8_conv_reference, bit for bit, over output rows [row_begin, row_end)
+     * for every token; NULL means that reference */
+    void (*q8_conv)(const q8_conv_args *args, int64_t row_begin, int64_t row_end);
 } uniecg_kernels;
 
 /* The table of a concrete, supported variant (not AUTO). */
@@ -53,6 +74,26 @@ const uniecg_kernels *uniecg__kernels_for(uniecg_kernel_variant variant);
  * q = nearbyint(x / scale) (ties to even). Shared by every variant so the activations are
  * bit-identical whatever kernel runs. */
 void uniecg__quantize_activations(const float *x, int64_t n, int8_t *q, float *scales);
+
+/* Quantizes n floats with one scale for all of them (max|x| / 127, the same rounding as
+ * uniecg__quantize_activations): an input position of a tap-major q8 convolution. */
+void uniecg__quantize_row_reference(const float *x, int64_t n, int8_t *q, float *scale);
+
+/* The variant's vector form of it when it has one and n is a multiple of 32, else the reference. */
+static inline void uniecg__quantize_row(const uniecg_kernels *kernels, const float *x, int64_t n, int8_t *q,
+                                        float *scale) {
+    if (kernels && kernels->quantize_row && n % UNIECG_Q8_GROUP == 0) kernels->quantize_row(x, n, q, scale);
+    else uniecg__quantize_row_reference(x, n, q, scale);
+}
+
+/* The portable tap-major q8 convolution product (q8_conv_args). */
+void uniecg__q8_conv_reference(const q8_conv_args *args, int64_t row_begin, int64_t row_end);
+
+static inline void uniecg__q8_conv(const uniecg_kernels *kernels, const q8_conv_args *args, int64_t row_begin,
+                                   int64_t row_end) {
+    if (kernels && kernels->q8_conv) kernels->q8_conv(args, row_begin, row_end);
+    else uniecg__q8_conv_reference(args, row_begin, row_end);
+}
 
 /* The variant's vector form of it when it has one (the same bits), else the reference. */
 static inline void uniecg__quantize(const uniecg_kernels *kernels, const float *x, int64_t n, int8_t *q,

@@ -125,6 +125,99 @@ AVX2_TARGET static void q8_matmul(const q8_matmul_args *a, int64_t row_begin, in
     }
 }
 
+/* ---- tap-major q8 convolution (kernels.h, q8_conv_args) ---------------------------------- */
+
+/* The four int32 sums of four 8-lane vectors, in order. */
+AVX2_TARGET static inline __m128i sum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d), abcd = _mm256_hadd_epi32(ab, cd);
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+AVX2_TARGET static inline int32_t sum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* acc += the int32 pair sums of |w| * (x signed like w), 32 products: dot32 with |w| hoisted. */
+AVX2_TARGET static inline __m256i add_dot32(__m256i acc, __m256i abs_w, __m256i w, const int8_t *x) {
+    __m256i pairs = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+/* Activation scales of tokens t..t+3 at tap j. */
+AVX2_TARGET static inline __m128 token_scales4(const q8_conv_args *a, int64_t t, int64_t j) {
+    const float *xs = a->xs + t * a->stride + j;
+    if (a->stride == 1) return _mm_loadu_ps(xs);
+    int64_t s = a->stride;
+    return _mm_set_ps(xs[3 * s], xs[2 * s], xs[s], xs[0]);
+}
+
+/* sum + (w_scale * x_scales) * (float)sums, the reference's order, no FMA. */
+AVX2_TARGET static inline __m128 scale_add4(__m128 sum, float w_scale, __m128 x_scales, __m128i sums) {
+    return _mm_add_ps(sum, _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(w_scale), x_scales), _mm_cvtepi32_ps(sums)));
+}
+
+/* Blocks of two output rows x four tokens: each loaded activation vector serves two rows and
+ * each weight vector four tokens; the int32 sums run over a whole tap. */
+AVX2_TARGET static void q8_conv(const q8_conv_args *a, int64_t row_begin, int64_t row_end) {
+    int64_t c_in = a->c_in, taps = a->taps, groups = c_in / UNIECG_Q8_GROUP, step = a->stride * c_in;
+    int64_t r = row_begin;
+    for (; r < row_end; r += 2) {
+        bool pair = r + 1 < row_end;
+        const int8_t *w0 = a->w + r * taps * c_in, *w1 = pair ? w0 + taps * c_in : w0;
+        const float *ws0 = a->w_scales + r * taps, *ws1 = pair ? ws0 + taps : ws0;
+        int64_t t = 0;
+        for (; t + 4 <= a->n_tokens; t += 4) {
+            __m128 sum0 = _mm_setzero_ps(), sum1 = sum0;
+            for (int64_t j = 0; j < taps; j++) {
+                const int8_t *wj0 = w0 + j * c_in, *wj1 = w1 + j * c_in;
+                const int8_t *x = a->xq + (t * a->stride + j) * c_in;
+                __m256i p0 = _mm256_setzero_si256(), p1 = p0, p2 = p0, p3 = p0, q0 = p0, q1 = p0, q2 = p0, q3 = p0;
+                for (int64_t g = 0; g < groups; g++) {
+                    int64_t o = g * UNIECG_Q8_GROUP;
+                    __m256i v0 = _mm256_loadu_si256((const __m256i *)(wj0 + o)), v1 = _mm256_loadu_si256((const __m256i *)(wj1 + o));
+                    __m256i abs0 = _mm256_sign_epi8(v0, v0), abs1 = _mm256_sign_epi8(v1, v1);
+                    p0 = add_dot32(p0, abs0, v0, x + o);
+                    p1 = add_dot32(p1, abs0, v0, x + step + o);
+                    p2 = add_dot32(p2, abs0, v0, x + 2 * step + o);
+                    p3 = add_dot32(p3, abs0, v0, x + 3 * step + o);
+                    q0 = add_dot32(q0, abs1, v1, x + o);
+                    q1 = add_dot32(q1, abs1, v1, x + step + o);
+                    q2 = add_dot32(q2, abs1, v1, x + 2 * step + o);
+                    q3 = add_dot32(q3, abs1, v1, x + 3 * step + o);
+                }
+                __m128 xs = token_scales4(a, t, j);
+                sum0 = scale_add4(sum0, ws0[j], xs, sum4_epi32(p0, p1, p2, p3));
+                sum1 = scale_add4(sum1, ws1[j], xs, sum4_epi32(q0, q1, q2, q3));
+            }
+            _mm_storeu_ps(a->y + r * a->y_stride + t, sum0);
+            if (pair) _mm_storeu_ps(a->y + (r + 1) * a->y_stride + t, sum1);
+        }
+        for (; t < a->n_tokens; t++) {
+            for (int64_t k = 0; k < (pair ? 2 : 1); k++) {
+                const int8_t *w = k ? w1 : w0;
+                const float *ws = k ? ws1 : ws0;
+                float sum = 0.0f;
+                for (int64_t j = 0; j < taps; j++) {
+                    int64_t p = t * a->stride + j;
+                    const int8_t *wj = w + j * c_in, *x = a->xq + p * c_in;
+                    __m256i acc = _mm256_setzero_si256();
+                    for (int64_t g = 0; g < groups; g++) {
+                        __m256i v = _mm256_loadu_si256((const __m256i *)(wj + g * UNIECG_Q8_GROUP));
+                        acc = add_dot32(acc, _mm256_sign_epi8(v, v), v, x + g * UNIECG_Q8_GROUP);
+                    }
+                    float scale = ws[j] * a->xs[p];
+                    float term = scale * (float)sum_epi32(acc); /* two statements: never fused */
+                    sum = sum + term;
+                }
+                a->y[(r + k) * a->y_stride + t] = sum;
+            }
+        }
+    }
+}
+
 AVX2_TARGET static float f32_dot(const float *a, const float *b, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
     int64_t i = 0;
@@ -345,33 +438,50 @@ AVX2_TARGET static void attend(const float *q, int64_t heads, const float *k, co
 /* uniecg__quantize_activations in 8-lane steps, the same operations in the same order: max of
  * |x| (exact), scale = max / 127 and its inverse in scalar f32, x * inverse rounded to nearest
  * even (_mm256_round_ps = nearbyintf in the default rounding mode), clamped to +-127. */
-AVX2_TARGET static void quantize(const float *x, int64_t n, int8_t *q, float *scales) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+/* max|x| over 32 floats (exact: the order of a maximum does not matter). */
+AVX2_TARGET static inline float max_abs32(const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    return _mm_cvtss_f32(m4);
+}
+
+/* q = nearbyint(x * inverse) clamped to [-127, 127], 32 values. */
+AVX2_TARGET static inline void quantize32(const float *x, float inverse_scale, int8_t *q) {
+    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f), inverse = _mm256_set1_ps(inverse_scale);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i i32[4];
+    for (int k = 0; k < 4; k++) {
+        __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), inverse),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        i32[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+    }
+    /* packs work within 128-bit lanes: 0-3 8-11 4-7 12-15 | 16-19 ..., put back in order */
+    __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
+    _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order));
+}
+
+AVX2_TARGET static void quantize(const float *x, int64_t n, int8_t *q, float *scales) {
     for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
         const float *xg = x + g * UNIECG_Q8_GROUP;
-        __m256 v[4];
-        __m256 m = _mm256_setzero_ps();
-        for (int k = 0; k < 4; k++) {
-            v[k] = _mm256_loadu_ps(xg + 8 * k);
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
-        }
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float scale = _mm_cvtss_f32(m4) / 127.0f;
-        __m256 inverse = _mm256_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
-        __m256i i32[4];
-        for (int k = 0; k < 4; k++) {
-            __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            i32[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
-        }
-        /* packs work within 128-bit lanes: 0-3 8-11 4-7 12-15 | 16-19 ..., put back in order */
-        __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
-        __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order);
-        _mm256_storeu_si256((__m256i *)(q + g * UNIECG_Q8_GROUP), i8);
+        float scale = max_abs32(xg) / 127.0f;
+        quantize32(xg, scale > 0.0f ? 1.0f / scale : 0.0f, q + g * UNIECG_Q8_GROUP);
         scales[g] = scale;
     }
+}
+
+AVX2_TARGET static void quantize_row(const float *x, int64_t n, int8_t *q, float *scale) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < n; i += UNIECG_Q8_GROUP) {
+        float m = max_abs32(x + i);
+        max_abs = m > max_abs ? m : max_abs;
+    }
+    *scale = max_abs / 127.0f;
+    float inverse = *scale > 0.0f ? 1.0f / *scale : 0.0f;
+    for (int64_t i = 0; i < n; i += UNIECG_Q8_GROUP) quantize32(x + i, inverse, q + i);
 }
 
 const uniecg_kernels uniecg__kernels_avx2 = {
@@ -385,5 +495,7 @@ const uniecg_kernels uniecg__kernels_avx2 = {
     .attend = attend,
     .exp_inplace = exp_inplace,
     .quantize = quantize,
+    .quantize_row = quantize_row,
+    .q8_conv = q8_conv,
 };
 #endif

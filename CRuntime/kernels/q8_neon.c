@@ -55,6 +55,32 @@ DOTPROD_TARGET static int32_t group_dot_sdot(const int8_t *a, const int8_t *b) {
 DEFINE_MATMUL(q8_matmul_neon, dot32_neon, )
 DEFINE_MATMUL(q8_matmul_sdot, dot32_sdot, DOTPROD_TARGET)
 
+/* Tap-major q8 convolution (kernels.h): int32 sums over a whole tap, then the reference's
+ * float steps as two statements so that no compiler fuses them. */
+#define DEFINE_CONV(NAME, DOT, TARGET)                                                                 \
+    TARGET static void NAME(const q8_conv_args *a, int64_t row_begin, int64_t row_end) {              \
+        int64_t groups = a->c_in / UNIECG_Q8_GROUP;                                                    \
+        for (int64_t r = row_begin; r < row_end; r++) {                                                \
+            for (int64_t t = 0; t < a->n_tokens; t++) {                                                \
+                float sum = 0.0f;                                                                      \
+                for (int64_t j = 0; j < a->taps; j++) {                                                \
+                    int64_t p = t * a->stride + j;                                                     \
+                    const int8_t *w = a->w + (r * a->taps + j) * a->c_in, *x = a->xq + p * a->c_in;    \
+                    int32x4_t acc = vdupq_n_s32(0);                                                    \
+                    for (int64_t g = 0; g < groups; g++)                                               \
+                        acc = vaddq_s32(acc, DOT(w + g * UNIECG_Q8_GROUP, x + g * UNIECG_Q8_GROUP));   \
+                    float scale = a->w_scales[r * a->taps + j] * a->xs[p];                             \
+                    float term = scale * (float)vaddvq_s32(acc);                                       \
+                    sum = sum + term;                                                                  \
+                }                                                                                      \
+                a->y[r * a->y_stride + t] = sum;                                                       \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+DEFINE_CONV(q8_conv_neon, dot32_neon, )
+DEFINE_CONV(q8_conv_sdot, dot32_sdot, DOTPROD_TARGET)
+
 static float f32_dot_neon(const float *a, const float *b, int64_t n) {
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
     int64_t i = 0;
@@ -252,33 +278,49 @@ static void attend_neon(const float *q, int64_t heads, const float *k, const flo
 
 /* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
  * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
+static inline float max_abs32_neon(const float *x) {
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int k = 0; k < 8; k++) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
+    return vmaxvq_f32(m);
+}
+
+/* q = nearbyint(x * inverse) clamped to [-127, 127], 32 values. */
+static inline void quantize32_neon(const float *x, float inverse_scale, int8_t *q) {
+    const float32x4_t hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-127.0f), inverse = vdupq_n_f32(inverse_scale);
+    int16x8_t h[4];
+    for (int k = 0; k < 4; k++) {
+        int32x4_t a = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + 8 * k), inverse)), lo), hi));
+        int32x4_t b = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + 8 * k + 4), inverse)), lo), hi));
+        h[k] = vcombine_s16(vmovn_s32(a), vmovn_s32(b));
+    }
+    vst1q_s8(q, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+    vst1q_s8(q + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+}
+
 static void quantize_neon(const float *x, int64_t n, int8_t *q, float *scales) {
-    const float32x4_t hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-127.0f);
     for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
         const float *xg = x + g * UNIECG_Q8_GROUP;
-        float32x4_t v[8];
-        float32x4_t m = vdupq_n_f32(0.0f);
-        for (int k = 0; k < 8; k++) {
-            v[k] = vld1q_f32(xg + 4 * k);
-            m = vmaxq_f32(m, vabsq_f32(v[k]));
-        }
-        float scale = vmaxvq_f32(m) / 127.0f;
-        float32x4_t inverse = vdupq_n_f32(scale > 0.0f ? 1.0f / scale : 0.0f);
-        int16x8_t h[4];
-        for (int k = 0; k < 4; k++) {
-            int32x4_t a = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(v[2 * k], inverse)), lo), hi));
-            int32x4_t b = vcvtq_s32_f32(vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(v[2 * k + 1], inverse)), lo), hi));
-            h[k] = vcombine_s16(vmovn_s32(a), vmovn_s32(b));
-        }
-        vst1q_s8(q + g * UNIECG_Q8_GROUP, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
-        vst1q_s8(q + g * UNIECG_Q8_GROUP + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        float scale = max_abs32_neon(xg) / 127.0f;
+        quantize32_neon(xg, scale > 0.0f ? 1.0f / scale : 0.0f, q + g * UNIECG_Q8_GROUP);
         scales[g] = scale;
     }
+}
+
+static void quantize_row_neon(const float *x, int64_t n, int8_t *q, float *scale) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < n; i += UNIECG_Q8_GROUP) {
+        float m = max_abs32_neon(x + i);
+        max_abs = m > max_abs ? m : max_abs;
+    }
+    *scale = max_abs / 127.0f;
+    float inverse = *scale > 0.0f ? 1.0f / *scale : 0.0f;
+    for (int64_t i = 0; i < n; i += UNIECG_Q8_GROUP) quantize32_neon(x + i, inverse, q + i);
 }
 
 const uniecg_kernels uniecg__kernels_neon = {
     .variant = UNIECG_KERNELS_NEON,
     .q8_matmul = q8_matmul_neon,
+    .q8_conv = q8_conv_neon,
     .q8_group_dot = group_dot_neon,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
@@ -286,11 +328,13 @@ const uniecg_kernels uniecg__kernels_neon = {
     .attend = attend_neon,
     .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
+    .quantize_row = quantize_row_neon,
 };
 
 const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .variant = UNIECG_KERNELS_NEON_DOTPROD,
     .q8_matmul = q8_matmul_sdot,
+    .q8_conv = q8_conv_sdot,
     .q8_group_dot = group_dot_sdot,
     .f32_dot = f32_dot_neon,
     .f32_axpy = f32_axpy_neon,
@@ -298,5 +342,6 @@ const uniecg_kernels uniecg__kernels_neon_dotprod = {
     .attend = attend_neon,
     .exp_inplace = exp_inplace_neon,
     .quantize = quantize_neon,
+    .quantize_row = quantize_row_neon,
 };
 #endif

@@ -26,6 +26,39 @@ void uniecg__quantize_activations(const float *x, int64_t n, int8_t *q, float *s
     }
 }
 
+void uniecg__quantize_row_reference(const float *x, int64_t n, int8_t *q, float *scale) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        max_abs = a > max_abs ? a : max_abs;
+    }
+    *scale = max_abs / 127.0f;
+    float inverse = *scale > 0.0f ? 1.0f / *scale : 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] * inverse);
+        q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+    }
+}
+
+void uniecg__q8_conv_reference(const q8_conv_args *a, int64_t row_begin, int64_t row_end) {
+    for (int64_t r = row_begin; r < row_end; r++) {
+        for (int64_t t = 0; t < a->n_tokens; t++) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < a->taps; j++) {
+                const int8_t *w = a->w + (r * a->taps + j) * a->c_in;
+                int64_t p = t * a->stride + j;
+                const int8_t *x = a->xq + p * a->c_in;
+                int32_t dot = 0;
+                for (int64_t i = 0; i < a->c_in; i++) dot += (int32_t)w[i] * (int32_t)x[i];
+                float scale = a->w_scales[r * a->taps + j] * a->xs[p];
+                float term = scale * (float)dot; /* two statements: never fused into an FMA */
+                sum = sum + term;
+            }
+            a->y[r * a->y_stride + t] = sum;
+        }
+    }
+}
+
 static int32_t group_dot(const int8_t *a, const int8_t *b) {
     int32_t sum = 0;
     for (int i = 0; i < UNIECG_Q8_GROUP; i++) sum += (int32_t)a[i] * (int32_t)b[i];

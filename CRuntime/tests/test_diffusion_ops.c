@@ -227,15 +227,24 @@ static int summary_row(const char *op) {
 
 /* Runs the op of `f` with f32 (q8 = false) or quantized weights into `out` (room for the
  * reference y); returns the status. */
-static uniecg_status run_case(const fixture *f, uniecg__seq_ctx *ctx, bool q8, float *out, uniecg_error *err) {
+static uniecg_status run_case(const fixture *f, uniecg__seq_ctx *ctx, bool q8, bool tap_major, float *out,
+                              uniecg_error *err) {
     const char *op = f->op;
     uniecg_status s = UNIECG_ERR_INVALID_ARGUMENT;
     test_weight w[5] = {0};
     if (!strcmp(op, "conv1d")) {
         uniecg__conv1d_shape shape = {iparam(f, "c_in"), iparam(f, "c_out"), iparam(f, "kernel"), iparam(f, "stride"),
                                       iparam(f, "pad_left"), iparam(f, "pad_right")};
-        if (make_weight(f, "w", shape.c_out, shape.c_in * shape.kernel, q8, &w[0]))
-            s = uniecg__seq_conv1d(ctx, &shape, &w[0].w, T(f, "b"), T(f, "x"), iparam(f, "length"), out, err);
+        if (make_weight(f, "w", shape.c_out, shape.c_in * shape.kernel, q8, &w[0])) {
+            if (tap_major) { /* made from the q8 weight, as a model file's VAE does at load */
+                uniecg__conv1d_taps taps;
+                s = uniecg__conv1d_taps_make(&shape, &w[0].w, &taps, err);
+                if (!s) s = uniecg__seq_conv1d_taps(ctx, &shape, &taps, T(f, "b"), T(f, "x"), iparam(f, "length"), out, err);
+                uniecg__conv1d_taps_free(&taps);
+            } else {
+                s = uniecg__seq_conv1d(ctx, &shape, &w[0].w, T(f, "b"), T(f, "x"), iparam(f, "length"), out, err);
+            }
+        }
     } else if (!strcmp(op, "conv_transpose1d")) {
         uniecg__conv_transpose1d_shape shape = {iparam(f, "c_in"), iparam(f, "c_out"), iparam(f, "kernel"),
                                                 iparam(f, "stride"), iparam(f, "padding"), 0};
@@ -334,16 +343,20 @@ static void test_fixture(const fixture *f, uniecg_thread_pool *pool) {
     int row = summary_row(f->op);
     float *out = malloc((size_t)y->count * sizeof(float)), *single = malloc((size_t)y->count * sizeof(float));
     bool q8_case = param(f, "q8") && iparam(f, "q8");
+    /* mode 2: the tap-major q8 convolution, for c_in a multiple of 32 */
+    bool taps_case = q8_case && !strcmp(f->op, "conv1d") && iparam(f, "c_in") % 32 == 0;
+    float *taps_first = taps_case ? malloc((size_t)y->count * sizeof(float)) : NULL;
     for (size_t v = 0; v < sizeof all_variants / sizeof *all_variants; v++) {
         if (!uniecg_kernel_variant_supported(all_variants[v])) continue;
         const char *vname = uniecg_kernel_variant_name(all_variants[v]);
-        for (int quantized = 0; quantized <= (q8_case ? 1 : 0); quantized++) {
+        for (int mode = 0; mode <= (taps_case ? 2 : q8_case ? 1 : 0); mode++) {
+            bool quantized = mode > 0;
             for (int threaded = 0; threaded < 2; threaded++) {
                 uniecg__seq_ctx ctx;
                 uniecg_error err = {0};
                 CHECK_STATUS(uniecg__seq_ctx_init(&ctx, all_variants[v], threaded ? pool : NULL, &err), UNIECG_OK, &err);
                 for (int64_t i = 0; i < y->count; i++) out[i] = NAN; /* every value must be written */
-                uniecg_status s = run_case(f, &ctx, quantized, out, &err);
+                uniecg_status s = run_case(f, &ctx, quantized, mode == 2, out, &err);
                 uniecg__seq_ctx_free(&ctx);
                 CHECK_STATUS(s, UNIECG_OK, &err);
                 if (s) continue;
@@ -364,10 +377,15 @@ static void test_fixture(const fixture *f, uniecg_thread_pool *pool) {
                     if (summary[row].q8_corr[all_variants[v]] > st.corr) summary[row].q8_corr[all_variants[v]] = st.corr;
                     if (summary[row].q8_rel[all_variants[v]] < st.rel) summary[row].q8_rel[all_variants[v]] = st.rel;
                 }
+                if (mode == 2 && !threaded) { /* the same bits on every variant (kernels.h) */
+                    if (v == 0) memcpy(taps_first, out, (size_t)y->count * sizeof(float));
+                    else CHECK_MSG(memcmp(taps_first, out, (size_t)y->count * sizeof(float)) == 0,
+                                   "%s [%s tap-major q8]: differs from the portable kernels", f->name, vname);
+                }
                 if (!threaded) {
                     memcpy(single, out, (size_t)y->count * sizeof(float));
-                    printf("  %-28s %-12s %s  max err/max|y| %.2e%s", f->name, vname, quantized ? "q8 " : "f32", st.rel,
-                           quantized ? "" : "\n");
+                    printf("  %-28s %-12s %s  max err/max|y| %.2e%s", f->name, vname,
+                           mode == 2 ? "q8t" : quantized ? "q8 " : "f32", st.rel, quantized ? "" : "\n");
                     if (quantized) printf("  corr %.7f\n", st.corr);
                 } else {
                     stats same = compare(out, single, y->count);
@@ -381,6 +399,7 @@ static void test_fixture(const fixture *f, uniecg_thread_pool *pool) {
     }
     free(out);
     free(single);
+    free(taps_first);
 }
 
 /* ---- refusals ---- */

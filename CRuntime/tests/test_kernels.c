@@ -439,6 +439,99 @@ static void attend_against_reference(void) {
     }
 }
 
+/* Tap-major q8 convolution products: the portable reference against a double-precision sum of
+ * the same integer products (an independent check of its indexing and scaling), and every
+ * variant against the reference bit for bit (kernels.h promises the same bits). Shapes cover
+ * odd row counts, token tails (n_tokens not a multiple of 4), kernel 1, 3 and 7, stride 1 and 2,
+ * c_in 32 to 512, and the extremes of the int8 range. Row quantization: each variant's vector
+ * form against the reference, bits of values and scale. */
+static void conv_taps(void) {
+    static const int64_t shapes[][5] = {/* rows, c_in, taps, stride, tokens */
+                                        {1, 32, 1, 1, 1},   {3, 32, 3, 1, 7},  {5, 64, 3, 2, 9},   {8, 128, 3, 1, 16},
+                                        {7, 96, 7, 1, 13},  {2, 512, 3, 1, 6}, {9, 160, 3, 2, 5},  {4, 32, 5, 3, 11}};
+    int checked = 0;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int64_t rows = shapes[c][0], c_in = shapes[c][1], taps = shapes[c][2], stride = shapes[c][3],
+                n = shapes[c][4], positions = (n - 1) * stride + taps;
+        int8_t *w = malloc((size_t)(rows * taps * c_in)), *xq = malloc((size_t)(positions * c_in));
+        float *ws = malloc((size_t)(rows * taps) * sizeof(float)), *xs = malloc((size_t)positions * sizeof(float));
+        float *ref = malloc((size_t)(rows * n) * sizeof(float)), *got = malloc((size_t)(rows * n) * sizeof(float));
+        bool extreme = c % 2 == 1;
+        for (int64_t i = 0; i < rows * taps * c_in; i++)
+            w[i] = extreme ? (i % 3 ? 127 : -127) : (int8_t)((int)(test_next() % 255) - 127);
+        for (int64_t i = 0; i < positions * c_in; i++)
+            xq[i] = extreme ? (i % 5 ? 127 : -127) : (int8_t)((int)(test_next() % 255) - 127);
+        for (int64_t i = 0; i < rows * taps; i++) ws[i] = (0.5f + test_uniform()) * 1e-3f;
+        for (int64_t i = 0; i < positions; i++) xs[i] = i == 1 ? 0.0f : (0.5f + test_uniform()) * 1e-2f;
+        q8_conv_args args = {.w = w, .w_scales = ws, .xq = xq, .xs = xs, .y = ref, .rows = rows, .c_in = c_in,
+                             .taps = taps, .stride = stride, .n_tokens = n, .y_stride = n};
+        uniecg__q8_conv_reference(&args, 0, rows);
+        double worst = 0;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t t = 0; t < n; t++) {
+                double sum = 0, magnitude = 0;
+                for (int64_t j = 0; j < taps; j++) {
+                    int64_t p = t * stride + j, dot = 0;
+                    for (int64_t i = 0; i < c_in; i++) dot += (int64_t)w[(r * taps + j) * c_in + i] * xq[p * c_in + i];
+                    sum += (double)ws[r * taps + j] * xs[p] * (double)dot;
+                    magnitude += fabs((double)ws[r * taps + j] * xs[p] * (double)dot);
+                }
+                double e = fabs(ref[r * n + t] - sum) / (magnitude > 0 ? magnitude : 1);
+                worst = e > worst ? e : worst;
+            }
+        CHECK_MSG(worst < 1e-6, "q8 conv reference, shape %zu: relative error %.2e against double sums", c, worst);
+        for (int v = 1; v < 4; v++) {
+            uniecg_kernel_variant variant = all_variants[v];
+            if (!uniecg_kernel_variant_supported(variant)) continue;
+            const uniecg_kernels *k = uniecg__kernels_for(variant);
+            /* a row range inside the block, and the whole block */
+            for (int part = 0; part < 2; part++) {
+                int64_t r0 = part ? 0 : rows / 2, r1 = part ? rows : rows - rows / 3;
+                for (int64_t i = 0; i < rows * n; i++) got[i] = -1.0f;
+                args.y = got;
+                uniecg__q8_conv(k, &args, r0, r1);
+                bool same = memcmp(got + r0 * n, ref + r0 * n, (size_t)((r1 - r0) * n) * sizeof(float)) == 0, untouched = true;
+                for (int64_t i = 0; i < rows * n; i++)
+                    if ((i < r0 * n || i >= r1 * n) && got[i] != -1.0f) untouched = false;
+                CHECK_MSG(same && untouched, "%s q8 conv, shape %zu rows %lld-%lld: %s", uniecg_kernel_variant_name(variant),
+                          c, (long long)r0, (long long)r1, same ? "wrote outside its rows" : "differs from the reference");
+                checked++;
+            }
+        }
+        free(w), free(xq), free(ws), free(xs), free(ref), free(got);
+    }
+    printf("q8 conv: reference within 1e-6 of double sums; %d variant runs bit-identical to it\n", checked);
+
+    enum { RN = 32 * 24 };
+    static float row[RN];
+    static int8_t qa[RN], qb[RN];
+    for (int trial = 0; trial < 4; trial++) {
+        for (int i = 0; i < RN; i++)
+            row[i] = trial == 0   ? 0.0f                                                  /* scale 0 */
+                     : trial == 1 ? (i == 0 ? 127.0f : (float)((int)(test_next() % 254) - 127) + 0.5f) /* ties */
+                     : trial == 2 ? test_uniform() * 1e-40f                              /* subnormal */
+                                  : test_uniform() * ldexpf(1.0f, i % 24 - 12);
+        float sa = -1, sb = -2;
+        uniecg__quantize_row_reference(row, RN, qa, &sa);
+        for (int v = 1; v < 4; v++) {
+            uniecg_kernel_variant variant = all_variants[v];
+            if (!uniecg_kernel_variant_supported(variant)) continue;
+            const uniecg_kernels *k = uniecg__kernels_for(variant);
+            if (!k->quantize_row) continue;
+            memset(qb, 0, sizeof qb);
+            k->quantize_row(row, RN, qb, &sb);
+            CHECK_MSG(memcmp(qa, qb, sizeof qa) == 0 && memcmp(&sa, &sb, sizeof sa) == 0,
+                      "%s row quantization differs from the reference (trial %d)", uniecg_kernel_variant_name(variant), trial);
+        }
+    }
+    /* the reference itself: the largest value maps to 127, a value half a step off rounds to even */
+    float small[32] = {2.54f, -1.27f, 0.03f, 0.01f, 0.0f};
+    int8_t q[32];
+    float scale;
+    uniecg__quantize_row_reference(small, 32, q, &scale);
+    CHECK(scale == 2.54f / 127.0f && q[0] == 127 && q[1] == -64 && q[2] == 2 && q[3] == 0 && q[4] == 0);
+}
+
 static void thread_pool(void) {
     uniecg_thread_pool *pool = NULL;
     uniecg_error err = {0};
@@ -591,6 +684,7 @@ int main(void) {
     selection();
     variants_against_portable();
     attend_against_reference();
+    conv_taps();
     thread_pool();
     sampler();
     return test_summary();

@@ -27,7 +27,9 @@
  *                        every architecture and prints the deviation of the SIMD variants
  *                        (held to 1e-3: f32 weights, only the summation order differs).
  *   test_unet --bench FILE [REPEATS]   times uniecg_unet_predict on FILE (batch 1 and 2, 1 and
- *                        2 threads); Tools/reference/bench_unet.py runs it beside PyTorch. */
+ *                        2 threads); Tools/reference/bench_unet.py runs it beside PyTorch.
+ *   test_unet --bench-sample FILE [REPEATS [STEPS [GUIDANCE]]]   times whole samples (the file's
+ *                        scheduler, guided, then the VAE decode); Tools/reference/bench_sample.py. */
 #include "testing.h"
 
 #include "../diffusion/ops.h"
@@ -811,8 +813,72 @@ static int bench(const char *path, int repeats) {
     return 0;
 }
 
+/* A whole sample from a file with a U-Net, a VAE and a schedule: `steps` guided steps of the
+ * file's scheduler (batch 2: condition and null condition) and one decode, per repeat; 1 and 2
+ * threads. Tools/reference/bench_sample.py times PyTorch on the same weights in the same run. */
+static int bench_sample(const char *path, int repeats, int steps, float guidance) {
+    uniecg_model_file *file = NULL;
+    uniecg_error err = {0};
+    if (uniecg_model_file_open(path, uniecg_open_default_params(), &file, &err)) return printf("%s\n", err.message), 1;
+    printf("| threads | best ms | median ms | best CPU ms | decode best ms |\n|---|---|---|---|---|\n");
+    if (repeats > 64) repeats = 64;
+    for (int threads = 1; threads <= 2; threads++) {
+        uniecg_thread_pool *pool = NULL;
+        if (threads > 1 && uniecg_thread_pool_create(threads, &pool, &err)) return printf("%s\n", err.message), 1;
+        uniecg_unet_params up = uniecg_unet_default_params();
+        uniecg_vae_params vp = uniecg_vae_default_params();
+        up.pool = vp.pool = pool;
+        up.n_threads = vp.n_threads = threads;
+        uniecg_unet *unet = NULL;
+        uniecg_vae *vae = NULL;
+        if (uniecg_unet_create(file, up, &unet, &err) || uniecg_vae_create(file, vp, &vae, &err))
+            return printf("%s\n", err.message), 1;
+        uniecg_unet_info ui;
+        uniecg_vae_info vi;
+        uniecg_unet_get_info(unet, &ui);
+        uniecg_vae_get_info(vae, &vi);
+        float *cond = calloc((size_t)ui.cond_length, sizeof(float));
+        float *latent = malloc((size_t)ui.latent_channels * ui.latent_length * sizeof(float));
+        float *signal = malloc((size_t)vi.signal_channels * vi.signal_length * sizeof(float));
+        uniecg_normal_noise(2, cond, (uint64_t)ui.cond_dim);
+        uniecg_diffusion_sample_params sp = uniecg_diffusion_sample_default_params();
+        sp.steps = steps;
+        sp.guidance_scale = guidance;
+        double t[64], cpu[64], decode[64];
+        for (int r = -1; r < repeats; r++) { /* r = -1: warm-up */
+            double t0 = test_clock_seconds(CLOCK_MONOTONIC), c0 = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+            sp.seed = (uint64_t)(r + 2);
+            if (uniecg_diffusion_sample(unet, &sp, cond, NULL, latent, &err)) return printf("%s\n", err.message), 1;
+            double d0 = test_clock_seconds(CLOCK_MONOTONIC);
+            if (uniecg_vae_decode(vae, latent, signal, &err)) return printf("%s\n", err.message), 1;
+            double end = test_clock_seconds(CLOCK_MONOTONIC);
+            if (r < 0) continue;
+            t[r] = end - t0;
+            decode[r] = end - d0;
+            cpu[r] = test_clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        }
+        qsort(t, (size_t)repeats, sizeof *t, test_by_value);
+        qsort(cpu, (size_t)repeats, sizeof *cpu, test_by_value);
+        qsort(decode, (size_t)repeats, sizeof *decode, test_by_value);
+        printf("| %d | %.1f | %.1f | %.1f | %.1f |\n", threads, t[0] * 1e3, t[repeats / 2] * 1e3, cpu[0] * 1e3,
+               decode[0] * 1e3);
+        fflush(stdout);
+        free(cond);
+        free(latent);
+        free(signal);
+        uniecg_vae_free(vae);
+        uniecg_unet_free(unet);
+        uniecg_thread_pool_free(pool);
+    }
+    uniecg_model_file_free(file);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "--bench")) return bench(argv[2], argc > 3 ? atoi(argv[3]) : 20);
+    if (argc > 2 && !strcmp(argv[1], "--bench-sample"))
+        return bench_sample(argv[2], argc > 3 ? atoi(argv[3]) : 5, argc > 4 ? atoi(argv[4]) : 50,
+                            argc > 5 ? (float)atof(argv[5]) : 2.0f);
     bool record = argc == 2 && !strcmp(argv[1], "--record");
     if (!test_find_fixtures("diffusets", "small/manifest.txt", root, sizeof root)) {
         printf("FAIL: Tests/Fixtures/diffusets not found (set UNIECG_FIXTURES)\n");
