@@ -1,6 +1,7 @@
 /* AVX2 (+FMA, F16C) q8 kernels, compiled per function with target attributes so the rest of
  * the build stays baseline x86-64; only chosen when the CPU reports all three features. */
 #include "kernels.h"
+#include "attend_driver.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -406,38 +407,8 @@ AVX2_TARGET static void attention_values(const float *w, const float *v, int64_t
     }
 }
 
-/* Attention of `heads` query heads that share one KV head (grouped-query attention): the
- * positions are walked in blocks small enough to stay in L1, each block serving every head,
- * so the cache is read from memory once per group instead of once per head. Dot products
- * inline, a vectorized softmax, values accumulated in registers, normalized once at the end. */
-enum { ATTENTION_BLOCK = 64 };
-AVX2_TARGET static void attend(const float *q, int64_t heads, const float *k, const float *v, int64_t stride,
-                               int64_t count, int64_t head_dim, float scale, float *scores, float *out) {
-    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
-        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
-        for (int64_t h = 0; h < heads; h++)
-            attention_scores(q + h * head_dim, k + p0 * stride, stride, n, head_dim, scale, scores + h * count + p0);
-    }
-    float inv[256];
-    for (int64_t h = 0; h < heads; h++) {
-        inv[h] = 1.0f / softmax_numerators(scores + h * count, count);
-        for (int64_t i = 0; i < head_dim; i++) out[h * head_dim + i] = 0.0f;
-    }
-    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
-        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
-        for (int64_t h = 0; h < heads; h++)
-            attention_values(scores + h * count + p0, v + p0 * stride, stride, n, head_dim, out + h * head_dim);
-    }
-    for (int64_t h = 0; h < heads; h++) {
-        __m256 f = _mm256_set1_ps(inv[h]);
-        for (int64_t i = 0; i < head_dim; i += 8)
-            _mm256_storeu_ps(out + h * head_dim + i, _mm256_mul_ps(_mm256_loadu_ps(out + h * head_dim + i), f));
-    }
-}
+UNIECG_DEFINE_ATTEND(attend, AVX2_TARGET, attention_scores, softmax_numerators, attention_values)
 
-/* uniecg__quantize_activations in 8-lane steps, the same operations in the same order: max of
- * |x| (exact), scale = max / 127 and its inverse in scalar f32, x * inverse rounded to nearest
- * even (_mm256_round_ps = nearbyintf in the default rounding mode), clamped to +-127. */
 /* max|x| over 32 floats (exact: the order of a maximum does not matter). */
 AVX2_TARGET static inline float max_abs32(const float *x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -464,6 +435,9 @@ AVX2_TARGET static inline void quantize32(const float *x, float inverse_scale, i
     _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order));
 }
 
+/* uniecg__quantize_activations in 8-lane steps, the same operations in the same order: max of
+ * |x| (exact), scale = max / 127 and its inverse in scalar f32, x * inverse rounded to nearest
+ * even (_mm256_round_ps = nearbyintf in the default rounding mode), clamped to +-127. */
 AVX2_TARGET static void quantize(const float *x, int64_t n, int8_t *q, float *scales) {
     for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
         const float *xg = x + g * UNIECG_Q8_GROUP;
@@ -473,6 +447,7 @@ AVX2_TARGET static void quantize(const float *x, int64_t n, int8_t *q, float *sc
     }
 }
 
+/* uniecg__quantize_row_reference the same way, one scale for the whole row. */
 AVX2_TARGET static void quantize_row(const float *x, int64_t n, int8_t *q, float *scale) {
     float max_abs = 0.0f;
     for (int64_t i = 0; i < n; i += UNIECG_Q8_GROUP) {

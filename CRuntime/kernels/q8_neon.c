@@ -1,6 +1,7 @@
 /* arm64 q8 kernels: armv8.0 Advanced SIMD (widening multiplies), and the dot-product
  * extension (SDOT) compiled per function and chosen only when the CPU reports it. */
 #include "kernels.h"
+#include "attend_driver.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -250,34 +251,9 @@ static void attention_values_neon(const float *w, const float *v, int64_t stride
     }
 }
 
-/* The AVX2 attend's method in four lanes (see there): positions in blocks that stay in L1, each
- * block serving every head, a vector exp for the softmax, values accumulated in registers and
- * normalized once at the end. */
-enum { ATTENTION_BLOCK = 64 };
-static void attend_neon(const float *q, int64_t heads, const float *k, const float *v, int64_t stride, int64_t count,
-                        int64_t head_dim, float scale, float *scores, float *out) {
-    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
-        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
-        for (int64_t h = 0; h < heads; h++)
-            attention_scores_neon(q + h * head_dim, k + p0 * stride, stride, n, head_dim, scale, scores + h * count + p0);
-    }
-    float inv[256];
-    for (int64_t h = 0; h < heads; h++) {
-        inv[h] = 1.0f / softmax_numerators_neon(scores + h * count, count);
-        for (int64_t i = 0; i < head_dim; i++) out[h * head_dim + i] = 0.0f;
-    }
-    for (int64_t p0 = 0; p0 < count; p0 += ATTENTION_BLOCK) {
-        int64_t n = count - p0 < ATTENTION_BLOCK ? count - p0 : ATTENTION_BLOCK;
-        for (int64_t h = 0; h < heads; h++)
-            attention_values_neon(scores + h * count + p0, v + p0 * stride, stride, n, head_dim, out + h * head_dim);
-    }
-    for (int64_t h = 0; h < heads; h++)
-        for (int64_t i = 0; i < head_dim; i += 4)
-            vst1q_f32(out + h * head_dim + i, vmulq_n_f32(vld1q_f32(out + h * head_dim + i), inv[h]));
-}
+/* The AVX2 attend's method (attend_driver.h) with four-lane helpers. */
+UNIECG_DEFINE_ATTEND(attend_neon, , attention_scores_neon, softmax_numerators_neon, attention_values_neon)
 
-/* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
- * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
 static inline float max_abs32_neon(const float *x) {
     float32x4_t m = vdupq_n_f32(0.0f);
     for (int k = 0; k < 8; k++) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
@@ -297,6 +273,8 @@ static inline void quantize32_neon(const float *x, float inverse_scale, int8_t *
     vst1q_s8(q + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
 }
 
+/* uniecg__quantize_activations in 4-lane steps, the same operations in the same order (see the
+ * AVX2 form): vrndnq_f32 rounds to nearest even like nearbyintf in the default mode. */
 static void quantize_neon(const float *x, int64_t n, int8_t *q, float *scales) {
     for (int64_t g = 0; g < n / UNIECG_Q8_GROUP; g++) {
         const float *xg = x + g * UNIECG_Q8_GROUP;
