@@ -41,6 +41,7 @@
 typedef struct {
     uniecg__weight w;
     const float *b;
+    uniecg__conv1d_taps taps; /* a q8 convolution over a multiple of 32 channels: its tap-major form */
 } dense;
 
 typedef struct {
@@ -249,8 +250,50 @@ static void workspace_free(workspace *w) {
     uniecg__seq_ctx_free(&w->ctx);
 }
 
+/* Every convolution of the U-Net with its input width and kernel (the transposed up-sampling
+ * convs have their own gather form, up_sample); *count on return. */
+static int32_t conv_layers(uniecg_unet *u, dense **layers, int64_t *c_in, int64_t *kernel) {
+    int32_t count = 0;
+#define ADD(D, CIN, K) (layers[count] = (D), c_in[count] = (CIN), kernel[count] = (K), count++)
+    int64_t n = u->n_levels - 1; /* down (and up) blocks; blocks 0..2n with the bottleneck */
+    for (int64_t i = 0; i <= 2 * n && i < MAX_BLOCKS; i++) {
+        block *B = &u->blocks[i];
+        ADD(&B->conv1, B->cin, B->k);
+        ADD(&B->conv_mid, B->s, B->k_mid);
+        ADD(&B->conv2, B->s, B->k);
+        if (B->has_res) ADD(&B->res, B->cin, 1);
+    }
+    for (int64_t i = 0; i < n && i < MAX_LEVELS; i++) ADD(&u->down[i].down, u->down[i].down.w.rows, 3);
+    ADD(&u->out_conv, u->out_conv.w.cols / 3, 3);
+    ADD(&u->out_proj, u->C, 1);
+#undef ADD
+    return count;
+}
+
+enum { MAX_CONV_LAYERS = 4 * MAX_BLOCKS + MAX_LEVELS + 2 };
+
+/* The tap-major form (ops.h) of every q8 convolution over a multiple of 32 input channels. */
+static uniecg_status make_tap_major(uniecg_unet *u, uniecg_error *error) {
+    dense *layers[MAX_CONV_LAYERS];
+    int64_t c_in[MAX_CONV_LAYERS], kernel[MAX_CONV_LAYERS];
+    int32_t count = conv_layers(u, layers, c_in, kernel);
+    for (int32_t i = 0; i < count; i++) {
+        uniecg__conv1d_shape shape = {.c_in = c_in[i], .c_out = layers[i]->w.rows, .kernel = kernel[i], .stride = 1};
+        if (layers[i]->w.dtype != UNIECG_DTYPE_Q8 || !uniecg__conv1d_taps_fit(&shape, &layers[i]->w)) continue;
+        uniecg_status s = uniecg__conv1d_taps_make(&shape, &layers[i]->w, &layers[i]->taps, error);
+        if (s) return s;
+    }
+    return UNIECG_OK;
+}
+
 void uniecg_unet_free(uniecg_unet *u) {
     if (!u) return;
+    {
+        dense *layers[MAX_CONV_LAYERS];
+        int64_t c_in[MAX_CONV_LAYERS], kernel[MAX_CONV_LAYERS];
+        int32_t count = conv_layers(u, layers, c_in, kernel);
+        for (int32_t i = 0; i < count; i++) uniecg__conv1d_taps_free(&layers[i]->taps);
+    }
     for (int i = 0; i < MAX_LEVELS; i++) {
         free(u->up_expanded[i]);
         free(u->up_even[i]);
@@ -420,6 +463,7 @@ uniecg_status uniecg_unet_create(const uniecg_model_file *file, uniecg_unet_para
     max_act = max64(max_act, up_out[n - 1] * u->L);
     u->columns_size = max64(u->columns_size, up_out[n - 1] * 3 * u->L);
     u->max_act = max_act;
+    if ((s = make_tap_major(u, error))) goto fail;
 
     if ((s = uniecg_kernel_variant_resolve(params.kernels, &in->kernels, error))) goto fail;
     if (params.pool) {
@@ -672,11 +716,13 @@ static uniecg_status lin(workspace *w, const dense *d, const float *x, int64_t t
 
 /* Channels-major conv, zero padding `pad` on both sides. f32 weights: the receptive field of
  * every output position (c_in x kernel values in PyTorch's weight order) is gathered into
- * w->columns, then dot products; q8 weights: the op's im2col q8 product. */
+ * w->columns, then dot products; q8 weights: the op's tap-major product where the layer has
+ * one (make_tap_major), else its im2col q8 product. */
 static uniecg_status conv(workspace *w, const dense *d, int64_t c_in, int64_t kernel, int64_t stride, int64_t pad,
                           const float *x, int64_t length, float *y, uniecg_error *error) {
     uniecg__conv1d_shape shape = {.c_in = c_in, .c_out = d->w.rows, .kernel = kernel, .stride = stride,
                                   .pad_left = pad, .pad_right = pad};
+    if (d->taps.block) return uniecg__seq_conv1d_taps(&w->ctx, &shape, &d->taps, d->b, x, length, y, error);
     if (d->w.dtype != UNIECG_DTYPE_F32) return uniecg__seq_conv1d(&w->ctx, &shape, &d->w, d->b, x, length, y, error);
     int64_t out_length = uniecg__conv1d_out_length(&shape, length), cols = c_in * kernel;
     if (out_length * cols > w->columns_size)
@@ -714,8 +760,8 @@ static void up_sample(const uniecg_unet *u, workspace *w, int64_t level, const f
         }
     }
     /* even outputs from windows 0..length-1, odd ones from windows 1..length */
-    dense even = {{.data = u->up_even[level], .dtype = UNIECG_DTYPE_F32, .rows = c, .cols = 2 * c}, e->up.b};
-    dense odd = {{.data = u->up_odd[level], .dtype = UNIECG_DTYPE_F32, .rows = c, .cols = 2 * c}, e->up.b};
+    dense even = {.w = {.data = u->up_even[level], .dtype = UNIECG_DTYPE_F32, .rows = c, .cols = 2 * c}, .b = e->up.b};
+    dense odd = {.w = {.data = u->up_odd[level], .dtype = UNIECG_DTYPE_F32, .rows = c, .cols = 2 * c}, .b = e->up.b};
     dot_product(w, &even, w->columns, length, w->a, true);
     dot_product(w, &odd, w->columns + 2 * c, length, w->b, true);
     for (int64_t o = 0; o < c; o++)
@@ -816,8 +862,8 @@ static uniecg_status run_block(const uniecg_unet *u, workspace *w, const block *
         return s;
     /* the multi-head attention's own in-projections (q, k, v rows of in_proj), attention,
      * out_proj, then to_out; n (L, s) receives the result */
-    dense in_q = {B->sa_in_q, B->sa_in_b}, in_k = {B->sa_in_k, B->sa_in_b + B->hidden},
-          in_v = {B->sa_in_v, B->sa_in_b + 2 * B->hidden};
+    dense in_q = {.w = B->sa_in_q, .b = B->sa_in_b}, in_k = {.w = B->sa_in_k, .b = B->sa_in_b + B->hidden},
+          in_v = {.w = B->sa_in_v, .b = B->sa_in_b + 2 * B->hidden};
     if ((s = lin(w, &in_q, q, L, w->b, error)) || (s = lin(w, &in_k, k, L, q, error)) ||
         (s = lin(w, &in_v, v, L, k, error)))
         return s;

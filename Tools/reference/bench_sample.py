@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A whole 12-lead 10 s sample at the published DiffuSETS shapes (the 7-level U-Net and the VAE
-decoder, random weights): STEPS guided DDIM steps (each one batch-2 U-Net forward: condition and
-null condition) and one decode. PyTorch CPU fp32 with diffusers' DDIMScheduler first, then the C
+decoder, random weights): STEPS DDIM steps and one decode, guided (each step one batch-2 U-Net
+forward: condition and null condition) and unguided (batch 1, as ANCHORS.md's "50-step DDIM +
+decode"). PyTorch CPU fp32 with diffusers' DDIMScheduler first, then the C
 core on the same weights converted by `uniecg-convert` (q8), `test_unet --bench-sample`, 1 and 2
 threads, in one run, so the ratios in BENCHMARKS.md come from the same machine state. No test
 depends on these times.
@@ -30,7 +31,7 @@ import diffusets as DS  # noqa: E402
 from make_diffusets_fixtures import GUIDANCE, SCHEDULER, build, unet_tensors, vae_tensors  # noqa: E402
 
 
-def torch_sample(unet, dec, cfg, steps, g):
+def torch_sample(unet, dec, cfg, steps, guidance, g):
     sched = DDIMScheduler(**SCHEDULER)
     sched.set_timesteps(steps)
     cdim = cfg.cond_dim + cfg.extra_conditions
@@ -38,9 +39,12 @@ def torch_sample(unet, dec, cfg, steps, g):
     cond[0, :cfg.cond_dim] = torch.randn(cfg.cond_dim, generator=g)
     sample = torch.randn(1, cfg.channels, cfg.latent_length, generator=g)
     for t in sched.timesteps:
-        out = unet(sample.repeat(2, 1, 1), torch.tensor([int(t), int(t)]), cond)
-        e_c, e_u = out.chunk(2)
-        sample = sched.step(e_u + GUIDANCE * (e_c - e_u), t, sample, eta=0.0).prev_sample
+        if guidance == 1.0:  # no guidance: one batch-1 forward, as the C sampler does
+            e = unet(sample, torch.tensor([int(t)]), cond[:1])
+        else:
+            e_c, e_u = unet(sample.repeat(2, 1, 1), torch.tensor([int(t), int(t)]), cond).chunk(2)
+            e = e_u + guidance * (e_c - e_u)
+        sample = sched.step(e, t, sample, eta=0.0).prev_sample
     return dec(sample)
 
 
@@ -56,26 +60,28 @@ def main():
             sys.exit(f"{path} does not exist (see --help)")
     ucfg, vcfg = DS.UNetConfig(), DS.VAEConfig()
     unet, enc, dec = build(ucfg, vcfg, 20261208)
-    print(f"published shapes, random weights: {args.steps} guided DDIM steps (batch 2) + one decode; "
-          f"best and median of {args.repeats} samples after one warm-up, ms")
-    print(f"| PyTorch {torch.__version__} fp32 | threads | best ms | median ms | decode best ms |\n|---|---|---|---|---|")
+    print(f"published shapes, random weights: {args.steps} DDIM steps (guidance {GUIDANCE}: batch 2 per step; "
+          f"1: batch 1) + one decode; best and median of {args.repeats} samples after one warm-up, ms")
+    print(f"| PyTorch {torch.__version__} fp32 | guidance | threads | best ms | median ms | decode best ms |\n"
+          f"|---|---|---|---|---|---|")
     g = torch.Generator().manual_seed(1)
     z = torch.randn(1, 4, 128, generator=g)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            torch_sample(unet, dec, ucfg, args.steps, g)
-            times, decodes = [], []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                torch_sample(unet, dec, ucfg, args.steps, g)
-                times.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                dec(z)
-                decodes.append(time.perf_counter() - t0)
-        times.sort()
-        print(f"| | {threads} | {times[0] * 1e3:.1f} | {times[len(times) // 2] * 1e3:.1f} | {min(decodes) * 1e3:.1f} |",
-              flush=True)
+    for guidance in (GUIDANCE, 1.0):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                torch_sample(unet, dec, ucfg, args.steps, guidance, g)
+                times, decodes = [], []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    torch_sample(unet, dec, ucfg, args.steps, guidance, g)
+                    times.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    dec(z)
+                    decodes.append(time.perf_counter() - t0)
+            times.sort()
+            print(f"| | {guidance:g} | {threads} | {times[0] * 1e3:.1f} | {times[len(times) // 2] * 1e3:.1f} | "
+                  f"{min(decodes) * 1e3:.1f} |", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
         os.makedirs(src)
@@ -90,12 +96,13 @@ def main():
             json.dump(config, f)
         out = os.path.join(tmp, "sample-q8.uecg")
         subprocess.run([args.convert, src, "-o", out, "--quant", "q8"], check=True, capture_output=True)
-        print(f"C core, q8 ({os.path.getsize(out) / 1e6:.1f} MB file):", flush=True)
-        r = subprocess.run([args.test_unet, "--bench-sample", out, str(args.repeats), str(args.steps), str(GUIDANCE)],
-                           capture_output=True, text=True)
-        print(r.stdout, end="", flush=True)
-        if r.returncode:
-            sys.exit(r.stderr)
+        for guidance in (GUIDANCE, 1.0):
+            print(f"C core, q8 ({os.path.getsize(out) / 1e6:.1f} MB file), guidance {guidance:g}:", flush=True)
+            r = subprocess.run([args.test_unet, "--bench-sample", out, str(args.repeats), str(args.steps), str(guidance)],
+                               capture_output=True, text=True)
+            print(r.stdout, end="", flush=True)
+            if r.returncode:
+                sys.exit(r.stderr)
 
 
 if __name__ == "__main__":
